@@ -1,0 +1,369 @@
+/* plan_format.c — status.plan JSON and the ARM request of each step; see
+ * include/sqltde/plan/plan_format.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plan_internal.h"
+#include "sqltde/kube/conditions.h"
+#include "sqltde/plan/plan.h"
+#include "sqltde/plan/plan_format.h"
+
+/* Done steps kept in status.plan: enough to show a long migration's history
+ * without letting status grow with every pass. */
+#define DONE_MAX 32
+
+const char *sq_plan_step_state_name(sq_plan_step_state s) {
+  switch(s) {
+  case SQ_STEP_PENDING:
+    return "Pending";
+  case SQ_STEP_RUNNING:
+    return "Running";
+  case SQ_STEP_DONE:
+    return "Done";
+  case SQ_STEP_FAILED:
+    return "Failed";
+  }
+  return "Pending";
+}
+
+void sq_plan_step_target_text(const sq_plan_step *s, char *out, size_t outlen) {
+  char srv[160];
+  pl_short_id(s->server_id, srv, sizeof srv);
+  if(s->target == SQ_TARGET_SERVER)
+    snprintf(out, outlen, "server:%s", srv);
+  else
+    snprintf(out, outlen, "%s:%s/%.128s", s->target == SQ_TARGET_PRIMARY ? "primary" : "secondary",
+             srv, s->database ? s->database : "?");
+}
+
+/* ---- status.plan ------------------------------------------------------------ */
+
+/* Descriptions cut names at a byte count, which can split a UTF-8
+ * character; jansson refuses such strings, so both texts are sanitised. */
+static json_t *entry(const char *action, const char *target, const char *detail,
+                     const char *state) {
+  char *t = sq_cond_message_sanitize(target), *d = sq_cond_message_sanitize(detail);
+  json_t *e = NULL;
+  if(t && d)
+    e = json_pack("{s:s, s:s, s:s, s:s}", "action", action, "target", t, "detail", d, "state",
+                  state);
+  free(t);
+  free(d);
+  return e;
+}
+
+static int in_plan(const sq_plan *p, const char *action, const char *target, const char *detail) {
+  for(size_t i = 0; i < p->n_steps; i++) {
+    char t[400];
+    sq_plan_step_target_text(&p->steps[i], t, sizeof t);
+    if(!strcmp(action, sq_plan_step_kind_name(p->steps[i].kind)) && !strcmp(target, t) &&
+       !strcmp(detail, p->steps[i].description))
+      return 1;
+  }
+  return 0;
+}
+
+json_t *sq_plan_status_json(const sq_plan *p, const json_t *prev, sq_plan_step_state first_state) {
+  json_t *steps = json_array();
+  if(!steps)
+    return NULL;
+  /* the planner knows the whole remaining plan only when it is progressing
+   * or converged; while waiting, earlier entries keep their state */
+  int know_all = p->verdict == SQ_PLAN_PROGRESSING || p->verdict == SQ_PLAN_CONVERGED;
+  const json_t *prev_steps = json_is_object(prev) ? json_object_get(prev, "steps") : NULL;
+  size_t done = 0;
+  size_t i;
+  const json_t *e;
+  json_array_foreach(prev_steps, i, e) {
+    const char *action = json_string_value(json_object_get(e, "action"));
+    const char *target = json_string_value(json_object_get(e, "target"));
+    const char *detail = json_string_value(json_object_get(e, "detail"));
+    const char *state = json_string_value(json_object_get(e, "state"));
+    if(!action || !target || !detail || !state)
+      continue;
+    int was_done = !strcmp(state, "Done");
+    const char *now_state = NULL;
+    if(was_done || (know_all && !in_plan(p, action, target, detail)))
+      now_state = "Done";
+    else if(!know_all)
+      now_state = !strcmp(state, "Running") ? "Pending" : state;
+    if(!now_state)
+      continue; /* still planned: re-added below from p */
+    json_t *x = entry(action, target, detail, now_state);
+    if(!x || json_array_append_new(steps, x)) {
+      json_decref(steps);
+      return NULL;
+    }
+    if(!strcmp(now_state, "Done"))
+      done++;
+  }
+  /* keep the newest DONE_MAX Done entries */
+  for(size_t k = 0; done > DONE_MAX && k < json_array_size(steps);) {
+    const char *st = json_string_value(json_object_get(json_array_get(steps, k), "state"));
+    if(st && !strcmp(st, "Done")) {
+      json_array_remove(steps, k);
+      done--;
+    } else {
+      k++;
+    }
+  }
+  for(size_t k = 0; k < p->n_steps; k++) {
+    char t[400];
+    sq_plan_step_target_text(&p->steps[k], t, sizeof t);
+    json_t *x = entry(sq_plan_step_kind_name(p->steps[k].kind), t, p->steps[k].description,
+                      sq_plan_step_state_name(k == 0 ? first_state : SQ_STEP_PENDING));
+    if(!x || json_array_append_new(steps, x)) {
+      json_decref(steps);
+      return NULL;
+    }
+  }
+  json_t *out = json_pack("{s:o, s:I, s:I}", "steps", steps, "completed", (json_int_t)done, "total",
+                          (json_int_t)json_array_size(steps));
+  return out;
+}
+
+/* ---- ARM requests ------------------------------------------------------------ */
+
+sq_code sq_plan_server_key_name(const char *uri, char *out, size_t outlen, sq_err *err) {
+  pl_keyuri k;
+  if(!pl_keyuri_parse(uri, &k))
+    return sq_err_set(err, SQ_EINVAL, "not a Key Vault key URI");
+  size_t vault = 0;
+  while(vault < k.host_len && k.host[vault] != '.')
+    vault++;
+  int n;
+  if(k.version_len)
+    n = snprintf(out, outlen, "%.*s_%.*s_%.*s", (int)vault, k.host, (int)k.name_len, k.name,
+                 (int)k.version_len, k.version);
+  else
+    n = snprintf(out, outlen, "%.*s_%.*s", (int)vault, k.host, (int)k.name_len, k.name);
+  if(n < 0 || (size_t)n >= outlen)
+    return sq_err_set(err, SQ_ETOOBIG, "server key name too long");
+  return SQ_OK;
+}
+
+void sq_plan_request_free(sq_plan_request *r) {
+  free(r->path);
+  json_decref(r->body);
+  memset(r, 0, sizeof *r);
+}
+
+/* A tiny builder that remembers the first allocation failure, so bodies read
+ * top-down without a check per field. */
+typedef struct jb {
+  int oom;
+} jb;
+
+static json_t *jset(jb *b, json_t *obj, const char *key, json_t *val) {
+  if(!obj || !val || json_object_set_new(obj, key, val)) {
+    if(!val || !obj)
+      json_decref(val);
+    b->oom = 1;
+  }
+  return obj;
+}
+
+static json_t *jstr(jb *b, const char *s) {
+  json_t *v = json_string(s);
+  if(!v)
+    b->oom = 1; /* also invalid UTF-8: reported as SQ_EINVAL below */
+  return v;
+}
+
+/* {"<uri>": {} | null, ...} */
+static json_t *key_map(jb *b, const sq_plan_list *add, const sq_plan_list *del) {
+  json_t *m = json_object();
+  for(size_t i = 0; add && i < add->n; i++)
+    jset(b, m, add->v[i], json_object());
+  for(size_t i = 0; del && i < del->n; i++)
+    jset(b, m, del->v[i], json_null());
+  if(!m)
+    b->oom = 1;
+  return m;
+}
+
+static json_t *db_identity(jb *b, const char *id, const sq_plan_list *del) {
+  json_t *ids = json_object();
+  if(id)
+    jset(b, ids, id, json_object());
+  for(size_t i = 0; del && i < del->n; i++)
+    jset(b, ids, del->v[i], json_null());
+  json_t *o = json_object();
+  jset(b, o, "type", jstr(b, "UserAssigned"));
+  jset(b, o, "userAssignedIdentities", ids);
+  return o;
+}
+
+static sq_code need(const void *field, const char *what, const sq_plan_step *s, sq_err *err) {
+  if(field)
+    return SQ_OK;
+  return sq_err_set(err, SQ_EINVAL, "%s step without %s", sq_plan_step_kind_name(s->kind), what);
+}
+
+sq_code sq_plan_step_request(const sq_plan_step *s, sq_plan_request *out, sq_err *err) {
+  memset(out, 0, sizeof *out);
+  sq_code rc = need(s->server_id, "server id", s, err);
+  if(rc)
+    return rc;
+  int db_step = s->target != SQ_TARGET_SERVER;
+  if(db_step && (rc = need(s->database, "database name", s, err)))
+    return rc;
+  const char *suffix = "";
+  const char *method = "PATCH";
+  json_t *body = NULL, *props = NULL;
+  jb b = {0};
+  char keyname[400];
+
+  switch(s->kind) {
+  case SQ_STEP_CREATE_DATABASE:
+    if((rc = need(s->location, "location", s, err)))
+      return rc;
+    method = "PUT";
+    body = json_object();
+    props = json_object();
+    jset(&b, body, "location", jstr(&b, s->location));
+    if(s->sku_name) {
+      json_t *sku = json_object();
+      jset(&b, sku, "name", jstr(&b, s->sku_name));
+      if(s->sku_tier)
+        jset(&b, sku, "tier", jstr(&b, s->sku_tier));
+      jset(&b, body, "sku", sku);
+    }
+    if(s->identity_id)
+      jset(&b, body, "identity", db_identity(&b, s->identity_id, NULL));
+    if(s->create_mode == SQ_CREATE_SECONDARY) {
+      if((rc = need(s->source_database_id, "sourceDatabaseId", s, err))) {
+        json_decref(body);
+        json_decref(props);
+        return rc;
+      }
+      jset(&b, props, "createMode", jstr(&b, "Secondary"));
+      jset(&b, props, "secondaryType", jstr(&b, "Geo"));
+      jset(&b, props, "sourceDatabaseId", jstr(&b, s->source_database_id));
+    } else {
+      jset(&b, props, "createMode", jstr(&b, "Default"));
+    }
+    if(s->keys.n)
+      jset(&b, props, "keys", key_map(&b, &s->keys, NULL));
+    if(s->protector_uri) {
+      jset(&b, props, "encryptionProtector", jstr(&b, s->protector_uri));
+      jset(&b, props, "encryptionProtectorAutoRotation", json_boolean(s->auto_rotation));
+    }
+    if(s->federated_client_id)
+      jset(&b, props, "federatedClientId", jstr(&b, s->federated_client_id));
+    break;
+  case SQ_STEP_SET_IDENTITY:
+    if((rc = need(s->identity_id, "identity", s, err)))
+      return rc;
+    body = json_object();
+    jset(&b, body, "identity", db_identity(&b, s->identity_id, &s->remove_identities));
+    break;
+  case SQ_STEP_SET_FEDERATED_CLIENT_ID:
+    props = json_object();
+    jset(&b, props, "federatedClientId",
+         s->federated_client_id ? jstr(&b, s->federated_client_id) : json_null());
+    break;
+  case SQ_STEP_ADD_KEYS:
+    props = json_object();
+    jset(&b, props, "keys", key_map(&b, &s->keys, NULL));
+    break;
+  case SQ_STEP_SET_AUTO_ROTATION:
+    props = json_object();
+    jset(&b, props, "encryptionProtectorAutoRotation", json_boolean(s->auto_rotation));
+    break;
+  case SQ_STEP_SET_PROTECTOR:
+    if((rc = need(s->protector_uri, "protector", s, err)))
+      return rc;
+    props = json_object();
+    jset(&b, props, "keys", key_map(&b, &s->keys, NULL));
+    jset(&b, props, "encryptionProtector", jstr(&b, s->protector_uri));
+    jset(&b, props, "encryptionProtectorAutoRotation", json_boolean(s->auto_rotation));
+    break;
+  case SQ_STEP_REMOVE_KEYS:
+    props = json_object();
+    jset(&b, props, "keys", key_map(&b, NULL, &s->remove_keys));
+    break;
+  case SQ_STEP_REVALIDATE:
+    method = "POST";
+    suffix = "/encryptionProtector/current/revalidate";
+    break;
+  case SQ_STEP_REVERT:
+    method = "POST";
+    suffix = "/encryptionProtector/current/revert";
+    break;
+  case SQ_STEP_DELETE_DATABASE:
+    method = "DELETE";
+    break;
+  case SQ_STEP_SET_SERVER_IDENTITY: {
+    if((rc = need(s->identity_id, "identity", s, err)))
+      return rc;
+    body = json_object();
+    json_t *ident = db_identity(&b, s->identity_id, NULL);
+    if(s->system_assigned) /* keep the system-assigned identity the server has */
+      jset(&b, ident, "type", jstr(&b, "SystemAssigned,UserAssigned"));
+    jset(&b, body, "identity", ident);
+    props = json_object();
+    jset(&b, props, "primaryUserAssignedIdentityId", jstr(&b, s->identity_id));
+    break;
+  }
+  case SQ_STEP_ADD_SERVER_KEY:
+    if(s->keys.n != 1)
+      return sq_err_set(err, SQ_EINVAL, "AddServerKey step needs exactly one key");
+    if((rc = sq_plan_server_key_name(s->keys.v[0], keyname, sizeof keyname, err)))
+      return rc;
+    method = "PUT";
+    props = json_object();
+    jset(&b, props, "serverKeyType", jstr(&b, "AzureKeyVault"));
+    jset(&b, props, "uri", jstr(&b, s->keys.v[0]));
+    break;
+  case SQ_STEP_SET_SERVER_PROTECTOR:
+    if((rc = need(s->protector_uri, "protector", s, err)))
+      return rc;
+    if((rc = sq_plan_server_key_name(s->protector_uri, keyname, sizeof keyname, err)))
+      return rc;
+    method = "PUT";
+    suffix = "/encryptionProtector/current";
+    props = json_object();
+    jset(&b, props, "serverKeyType", jstr(&b, "AzureKeyVault"));
+    jset(&b, props, "serverKeyName", jstr(&b, keyname));
+    jset(&b, props, "autoRotationEnabled", json_boolean(s->auto_rotation));
+    break;
+  case SQ_STEP_SET_SERVER_SERVICE_MANAGED:
+    method = "PUT";
+    suffix = "/encryptionProtector/current";
+    props = json_object();
+    jset(&b, props, "serverKeyType", jstr(&b, "ServiceManaged"));
+    jset(&b, props, "serverKeyName", jstr(&b, "ServiceManaged"));
+    break;
+  default:
+    return sq_err_set(err, SQ_EINVAL, "unknown step kind %d", (int)s->kind);
+  }
+  if(props) {
+    if(!body)
+      body = json_object();
+    jset(&b, body, "properties", props);
+  }
+  int n;
+  if(s->kind == SQ_STEP_ADD_SERVER_KEY)
+    n = asprintf(&out->path, "%s/keys/%s", s->server_id, keyname);
+  else if(db_step)
+    n = asprintf(&out->path, "%s/databases/%s%s", s->server_id, s->database, suffix);
+  else
+    n = asprintf(&out->path, "%s%s", s->server_id, suffix);
+  if(n < 0) {
+    out->path = NULL;
+    b.oom = 1;
+  }
+  if(b.oom) {
+    json_decref(body);
+    sq_plan_request_free(out);
+    return sq_err_set(err, SQ_ENOMEM,
+                      "cannot build the %s request (out of memory or a string "
+                      "that is not UTF-8)",
+                      sq_plan_step_kind_name(s->kind));
+  }
+  snprintf(out->method, sizeof out->method, "%s", method);
+  out->body = body;
+  return SQ_OK;
+}

@@ -1,0 +1,411 @@
+/* Unit tests for azure/sql.h mapping: Microsoft.Sql JSON -> structs (bounded,
+ * typed errors, unknown fields ignored) and request bodies for every create
+ * mode and the PATCH with null removals (azure-api.md §1-2). */
+#include "sqltde/azure/sql.h"
+#include "sqltde/jsonx.h"
+#include "test.h"
+
+static json_t *J(const char *s) {
+  json_error_t je;
+  json_t *j = json_loads(s, JSON_REJECT_DUPLICATES, &je);
+  if(!j)
+    fprintf(stderr, "bad test JSON: %s\n", je.text);
+  return j;
+}
+
+/* azure-api.md §1.6, "GET with $expand=keys" */
+static const char *DB_EXPANDED =
+    "{\"id\":\"/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Sql/servers/testsvr/databases/testdb\","
+    "\"name\":\"testdb\",\"type\":\"Microsoft.Sql/servers/databases\",\"location\":\"southeastasia\","
+    "\"kind\":\"v12.0,user,vcore\",\"sku\":{\"name\":\"BC_Gen5\",\"tier\":\"BusinessCritical\",\"capacity\":2},"
+    "\"identity\":{\"type\":\"UserAssigned\",\"tenantId\":\"11111111-1111-1111-1111-111111111111\","
+    "\"userAssignedIdentities\":{\"/subscriptions/s1/resourcegroups/rg/providers/"
+    "Microsoft.ManagedIdentity/userAssignedIdentities/umi\":{\"principalId\":\"22222222-0000-0000-0000-000000000000\","
+    "\"clientId\":\"33333333-0000-0000-0000-000000000000\"}}},"
+    "\"properties\":{\"status\":\"Online\",\"databaseId\":\"6c764297-577b-470f-9af4-96d3d41e2ba3\","
+    "\"creationDate\":\"2025-05-01T10:00:00.123Z\",\"someFutureField\":{\"x\":[1,2]},"
+    "\"keys\":{\"https://kv1.vault.azure.net/keys/tde1/0123456789abcdef0123456789abcdef\":{"
+    "\"type\":\"AzureKeyVault\",\"thumbprint\":\"00112233445566778899AABBCCDDEEFFAABBCCDD\","
+    "\"creationDate\":\"2025-05-01T10:00:00Z\",\"subregion\":\"southeastasia\","
+    "\"keyVersion\":\"0123456789abcdef0123456789abcdef\"},"
+    "\"https://kv1.vault.azure.net/keys/tde2/fedcba9876543210fedcba9876543210\":{}},"
+    "\"encryptionProtector\":\"https://kv1.vault.azure.net/keys/tde1/0123456789abcdef0123456789abcdef\","
+    "\"encryptionProtectorAutoRotation\":false}}";
+
+TEST(database_parse) {
+  json_t *j = J(DB_EXPANDED);
+  sq_sql_database d;
+  sq_err e;
+  ASSERT_OK(sq_sql_db_parse(j, &d, &e));
+  ASSERT_STR_EQ(d.name, "testdb");
+  ASSERT_STR_EQ(d.location, "southeastasia");
+  ASSERT_STR_EQ(d.sku_name, "BC_Gen5");
+  ASSERT_STR_EQ(d.status, "Online");
+  ASSERT_STR_EQ(d.identity.type, "UserAssigned");
+  ASSERT_EQ(d.identity.n_umis, 1);
+  ASSERT_STR_CONTAINS(d.identity.umis[0].id, "userAssignedIdentities/umi");
+  ASSERT_STR_EQ(d.identity.umis[0].client_id, "33333333-0000-0000-0000-000000000000");
+  ASSERT_EQ(d.auto_rotation, 0);
+  ASSERT_STR_EQ(d.encryption_protector,
+                "https://kv1.vault.azure.net/keys/tde1/0123456789abcdef0123456789abcdef");
+  ASSERT(d.keys_present);
+  ASSERT_EQ(d.n_keys, 2);
+  int found = 0;
+  for(size_t i = 0; i < d.n_keys; i++) {
+    if(strstr(d.keys[i].uri, "tde1")) {
+      found++;
+      ASSERT_STR_EQ(d.keys[i].thumbprint, "00112233445566778899AABBCCDDEEFFAABBCCDD");
+      ASSERT_EQ(d.keys[i].creation_date, 1746093600);
+      ASSERT_STR_EQ(d.keys[i].type, "AzureKeyVault");
+    } else {
+      ASSERT_STR_EQ(d.keys[i].thumbprint, ""); /* {} values, as in the spec examples */
+    }
+  }
+  ASSERT_EQ(found, 1);
+  ASSERT_EQ(d.creation_date, 1746093600);
+  sq_sql_database_free(&d);
+  json_decref(j);
+
+  /* a plain GET: no keys map, absent tri-state */
+  j = J("{\"id\":\"/x/databases/d\",\"properties\":{\"status\":\"Inaccessible\"}}");
+  ASSERT_OK(sq_sql_db_parse(j, &d, &e));
+  ASSERT(!d.keys_present);
+  ASSERT_EQ(d.n_keys, 0);
+  ASSERT_EQ(d.auto_rotation, -1);
+  ASSERT_STR_EQ(d.status, "Inaccessible");
+  sq_sql_database_free(&d);
+  json_decref(j);
+}
+
+TEST(database_parse_errors) {
+  struct {
+    const char *json;
+    sq_code code;
+    const char *msg;
+  } cases[] = {
+      {"{\"name\":\"x\"}", SQ_EPARSE, "no id"},
+      {"[]", SQ_EPARSE, "not a JSON object"},
+      {"{\"id\":5}", SQ_EPARSE, "id"},
+      {"{\"id\":\"/d\",\"properties\":[]}", SQ_EPARSE, "properties"},
+      {"{\"id\":\"/d\",\"properties\":{\"keys\":[]}}", SQ_EPARSE, "keys"},
+      {"{\"id\":\"/d\",\"properties\":{\"keys\":{\"u\":5}}}", SQ_EPARSE, "keys entry"},
+      {"{\"id\":\"/d\",\"properties\":{\"status\":true}}", SQ_EPARSE, "status"},
+      {"{\"id\":\"/d\",\"properties\":{\"creationDate\":\"yesterday\"}}", SQ_EPARSE, "creationDate"},
+      {"{\"id\":\"/d\",\"identity\":\"UserAssigned\"}", SQ_EPARSE, "identity"},
+      {"{\"id\":\"/d\",\"identity\":{\"userAssignedIdentities\":[]}}", SQ_EPARSE, "userAssigned"},
+  };
+  for(size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    json_t *j = J(cases[i].json);
+    ASSERT_NOT_NULL(j);
+    sq_sql_database d;
+    sq_err e;
+    sq_err_clear(&e);
+    ASSERT_EQ(sq_sql_db_parse(j, &d, &e), cases[i].code);
+    ASSERT_STR_CONTAINS(e.message, cases[i].msg);
+    ASSERT_NULL(d.keys); /* nothing leaks on failure */
+    json_decref(j);
+  }
+  /* bounds: too many keys / identities / an overlong protector */
+  json_t *keys = json_object();
+  for(int i = 0; i < SQ_SQL_MAX_KEYS + 1; i++) {
+    char k[80];
+    snprintf(k, sizeof k, "https://kv.vault.azure.net/keys/k%d", i);
+    json_object_set_new(keys, k, json_object());
+  }
+  json_t *j = json_pack("{s:s,s:{s:o}}", "id", "/d", "properties", "keys", keys);
+  sq_sql_database d;
+  sq_err e;
+  ASSERT_EQ(sq_sql_db_parse(j, &d, &e), SQ_ETOOBIG);
+  json_decref(j);
+  char longv[SQ_SQL_URI_MAX + 10];
+  memset(longv, 'a', sizeof longv);
+  longv[sizeof longv - 1] = '\0';
+  j = json_pack("{s:s,s:{s:s}}", "id", "/d", "properties", "encryptionProtector", longv);
+  ASSERT_EQ(sq_sql_db_parse(j, &d, &e), SQ_ETOOBIG);
+  json_decref(j);
+  /* a date without zone designator is UTC */
+  j = J("{\"id\":\"/d\",\"properties\":{\"creationDate\":\"2017-06-07T04:51:33.203\"}}");
+  ASSERT_OK(sq_sql_db_parse(j, &d, &e));
+  ASSERT_EQ(d.creation_date, 1496811093);
+  json_decref(j);
+}
+
+TEST(expand_queries) {
+  char q[256];
+  sq_err e;
+  ASSERT_OK(sq_sql_expand_query(SQ_SQL_KEYS_NONE, 0, q, sizeof q, &e));
+  ASSERT_STR_EQ(q, "");
+  ASSERT_OK(sq_sql_expand_query(SQ_SQL_KEYS_ALL, 0, q, sizeof q, &e));
+  ASSERT_STR_EQ(q, "$expand=keys");
+  ASSERT_OK(sq_sql_expand_query(SQ_SQL_KEYS_CURRENT, 0, q, sizeof q, &e));
+  ASSERT_STR_EQ(q, "$expand=keys%28%24filter%3DpointInTime%28%27current%27%29%29");
+  ASSERT_OK(sq_sql_expand_query(SQ_SQL_KEYS_AT, 1675475862, q, sizeof q, &e));
+  ASSERT_STR_EQ(q, "$expand=keys%28%24filter%3DpointInTime%28%272023-02-04T01%3A57%3A42Z%27%29%29");
+  ASSERT_EQ(sq_sql_expand_query(SQ_SQL_KEYS_AT, 0, q, sizeof q, &e), SQ_EINVAL);
+  ASSERT_EQ(sq_sql_expand_query(SQ_SQL_KEYS_CURRENT, 0, q, 10, &e), SQ_ETOOBIG);
+}
+
+TEST(ids_and_key_names) {
+  char id[SQ_SQL_ID_MAX], db[SQ_SQL_ID_MAX], name[256];
+  sq_err e;
+  ASSERT_OK(sq_sql_server_id("sub-1", "my rg(1)", "svr", id, sizeof id, &e));
+  ASSERT_STR_EQ(id, "/subscriptions/sub-1/resourceGroups/my%20rg%281%29/providers/Microsoft.Sql/servers/svr");
+  ASSERT_OK(sq_sql_database_id(id, "db1", db, sizeof db, &e));
+  ASSERT_STR_CONTAINS(db, "/servers/svr/databases/db1");
+  ASSERT_OK(sq_sql_mi_id("s", "g", "mi1", id, sizeof id, &e));
+  ASSERT_STR_EQ(id, "/subscriptions/s/resourceGroups/g/providers/Microsoft.Sql/managedInstances/mi1");
+  ASSERT_EQ(sq_sql_server_id("s", "", "svr", id, sizeof id, &e), SQ_EINVAL);
+  ASSERT_EQ(sq_sql_server_id("s", "..", "svr", id, sizeof id, &e), SQ_EINVAL);
+  ASSERT_EQ(sq_sql_server_id("s", "g", "svr", id, 20, &e), SQ_ETOOBIG);
+
+  ASSERT_OK(sq_sql_server_key_name("https://someVault.vault.azure.net/keys/someKey/01234567890123456789012345678901",
+                                   name, sizeof name, &e));
+  ASSERT_STR_EQ(name, "someVault_someKey_01234567890123456789012345678901");
+  ASSERT_OK(sq_sql_server_key_name("https://someVault.vault.azure.net/keys/someKey", name, sizeof name, &e));
+  ASSERT_STR_EQ(name, "someVault_someKey");
+  ASSERT_OK(sq_sql_server_key_name("https://kv1.vault.localhost:8443/keys/k1/abc", name, sizeof name, &e));
+  ASSERT_STR_EQ(name, "kv1_k1_abc");
+  ASSERT_EQ(sq_sql_server_key_name("https://kv.vault.azure.net/yourKey/yourKeyVersion", name, sizeof name, &e),
+            SQ_EPARSE);
+}
+
+TEST(create_bodies_per_mode) {
+  const char *keys[] = {"https://kv1.vault.azure.net/keys/tde2/v2", NULL};
+  const char *prot = "https://kv1.vault.azure.net/keys/tde1/v1";
+  const char *umi = "/subscriptions/s/resourcegroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/umi";
+  const char *src = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Sql/servers/p/databases/db";
+  sq_err e;
+  json_t *b = NULL;
+
+  sq_sql_db_create_args c = {.location = "westus", .mode = SQ_SQL_CREATE_SECONDARY,
+                             .source_database_id = src, .secondary_type = "Geo", .umi_id = umi,
+                             .keys = keys, .encryption_protector = prot, .auto_rotation = 0,
+                             .federated_client_id = "00000000-0000-0000-0000-000000000001"};
+  ASSERT_OK(sq_sql_db_create_body(&c, &b, &e));
+  ASSERT_STR_EQ(sq_json_str(b, "location"), "westus");
+  ASSERT_STR_EQ(sq_json_str(b, "identity.type"), "UserAssigned");
+  ASSERT(json_is_object(json_object_get(sq_json_path(b, "identity.userAssignedIdentities"), umi)));
+  ASSERT_STR_EQ(sq_json_str(b, "properties.createMode"), "Secondary");
+  ASSERT_STR_EQ(sq_json_str(b, "properties.secondaryType"), "Geo");
+  ASSERT_STR_EQ(sq_json_str(b, "properties.sourceDatabaseId"), src);
+  json_t *km = sq_json_path(b, "properties.keys");
+  ASSERT_EQ(json_object_size(km), 2); /* the protector is added to the key list */
+  ASSERT(json_is_object(json_object_get(km, prot)));
+  ASSERT(json_is_object(json_object_get(km, keys[0])));
+  ASSERT_STR_EQ(sq_json_str(b, "properties.encryptionProtector"), prot);
+  ASSERT(json_is_false(sq_json_path(b, "properties.encryptionProtectorAutoRotation")));
+  ASSERT_STR_EQ(sq_json_str(b, "properties.federatedClientId"), "00000000-0000-0000-0000-000000000001");
+  json_decref(b);
+
+  /* PITR carries an RFC 3339 restore point */
+  sq_sql_db_create_args pitr = {.location = "eastus", .mode = SQ_SQL_CREATE_PITR,
+                                .source_database_id = src, .restore_point_in_time = 1675475862,
+                                .auto_rotation = -1};
+  ASSERT_OK(sq_sql_db_create_body(&pitr, &b, &e));
+  ASSERT_STR_EQ(sq_json_str(b, "properties.createMode"), "PointInTimeRestore");
+  ASSERT_STR_EQ(sq_json_str(b, "properties.restorePointInTime"), "2023-02-04T01:57:42Z");
+  ASSERT_NULL(sq_json_path(b, "properties.encryptionProtectorAutoRotation"));
+  ASSERT_NULL(json_object_get(b, "identity"));
+  json_decref(b);
+
+  /* each mode's required fields */
+  struct {
+    sq_sql_db_create_args a;
+    const char *msg;
+  } bad[] = {
+      {{.location = "l", .mode = SQ_SQL_CREATE_COPY, .auto_rotation = -1}, "sourceDatabaseId"},
+      {{.location = "l", .mode = SQ_SQL_CREATE_PITR, .source_database_id = src, .auto_rotation = -1},
+       "restorePointInTime"},
+      {{.location = "l", .mode = SQ_SQL_CREATE_RESTORE, .source_database_id = src, .auto_rotation = -1},
+       "restorableDroppedDatabaseId"},
+      {{.location = "l", .mode = SQ_SQL_CREATE_RECOVERY, .auto_rotation = -1}, "recoverableDatabaseId"},
+      {{.location = "l", .mode = SQ_SQL_CREATE_RESTORE_LTR, .auto_rotation = -1},
+       "longTermRetentionBackupResourceId"},
+      {{.mode = SQ_SQL_CREATE_DEFAULT, .auto_rotation = -1}, "location"},
+      {{.location = "l", .encryption_protector = "https://kv/keys/a/b", .auto_rotation = -1},
+       "user-assigned identity"},
+      {{.location = "l", .mode = (sq_sql_create_mode)99, .auto_rotation = -1}, "createMode"},
+      {{.location = "l", .mode = SQ_SQL_CREATE_SECONDARY, .source_database_id = src,
+        .secondary_type = "Primary", .auto_rotation = -1},
+       "secondaryType"},
+  };
+  for(size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    b = (json_t *)1;
+    ASSERT_EQ(sq_sql_db_create_body(&bad[i].a, &b, &e), SQ_EINVAL);
+    ASSERT_NULL(b);
+    ASSERT_STR_CONTAINS(e.message, bad[i].msg);
+  }
+  /* the good variants of the same modes */
+  sq_sql_db_create_args good[] = {
+      {.location = "l", .mode = SQ_SQL_CREATE_RESTORE, .restorable_dropped_database_id = "/x/db,1332", .auto_rotation = -1},
+      {.location = "l", .mode = SQ_SQL_CREATE_RESTORE, .source_database_id = src,
+       .source_database_deletion_date = 1675475862, .auto_rotation = -1},
+      {.location = "l", .mode = SQ_SQL_CREATE_RECOVERY, .recoverable_database_id = "/x/r", .auto_rotation = -1},
+      {.location = "l", .mode = SQ_SQL_CREATE_RESTORE_LTR, .ltr_backup_id = "/x/ltr", .auto_rotation = -1},
+      {.location = "l", .mode = SQ_SQL_CREATE_COPY, .source_database_id = src, .auto_rotation = -1},
+      {.location = "l", .mode = SQ_SQL_CREATE_ONLINE_SECONDARY, .source_database_id = src, .auto_rotation = -1},
+      {.location = "l", .mode = SQ_SQL_CREATE_RESTORE_EXT, .auto_rotation = -1},
+      {.location = "l", .mode = SQ_SQL_CREATE_RESTORE_EXT_SECONDARY, .auto_rotation = -1},
+  };
+  const char *modes[] = {"Restore", "Restore", "Recovery", "RestoreLongTermRetentionBackup", "Copy",
+                         "OnlineSecondary", "RestoreExternalBackup", "RestoreExternalBackupSecondary"};
+  for(size_t i = 0; i < sizeof good / sizeof *good; i++) {
+    ASSERT_OK(sq_sql_db_create_body(&good[i], &b, &e));
+    ASSERT_STR_EQ(sq_json_str(b, "properties.createMode"), modes[i]);
+    json_decref(b);
+  }
+}
+
+TEST(patch_body_with_null_removals) {
+  const char *add[] = {"https://kv1.vault.azure.net/keys/tde3/aaa", NULL};
+  const char *rm[] = {"https://kv1.vault.azure.net/keys/tde2/fed", NULL};
+  const char *umi_rm[] = {"/x/userAssignedIdentities/umiToDelete", NULL};
+  sq_sql_db_patch_args p = {.umi_set = "/x/userAssignedIdentities/umi", .umi_remove = umi_rm,
+                            .keys_add = add, .keys_remove = rm,
+                            .encryption_protector = "https://kv1.vault.azure.net/keys/tde3/aaa",
+                            .auto_rotation = 1, .federated_client_id = ""};
+  json_t *b = NULL;
+  sq_err e;
+  ASSERT_OK(sq_sql_db_patch_body(&p, &b, &e));
+  char *s = sq_json_dump(b);
+  /* exactly the shape of the 2023-08-01 PATCH example (azure-api.md §1.6) */
+  ASSERT_STR_EQ(s, "{\"identity\":{\"type\":\"UserAssigned\",\"userAssignedIdentities\":{"
+                   "\"/x/userAssignedIdentities/umi\":{},\"/x/userAssignedIdentities/umiToDelete\":null}},"
+                   "\"properties\":{\"encryptionProtector\":\"https://kv1.vault.azure.net/keys/tde3/aaa\","
+                   "\"encryptionProtectorAutoRotation\":true,\"federatedClientId\":null,\"keys\":{"
+                   "\"https://kv1.vault.azure.net/keys/tde2/fed\":null,"
+                   "\"https://kv1.vault.azure.net/keys/tde3/aaa\":{}}}}");
+  free(s);
+  json_decref(b);
+
+  sq_sql_db_patch_args only_rot = {.auto_rotation = 0};
+  ASSERT_OK(sq_sql_db_patch_body(&only_rot, &b, &e));
+  s = sq_json_dump(b);
+  ASSERT_STR_EQ(s, "{\"properties\":{\"encryptionProtectorAutoRotation\":false}}");
+  free(s);
+  json_decref(b);
+
+  sq_sql_db_patch_args nothing = {.auto_rotation = -1};
+  ASSERT_EQ(sq_sql_db_patch_body(&nothing, &b, &e), SQ_EINVAL);
+  const char *both[] = {"https://kv1.vault.azure.net/keys/x/1", NULL};
+  sq_sql_db_patch_args conflict = {.keys_add = both, .keys_remove = both, .auto_rotation = -1};
+  ASSERT_EQ(sq_sql_db_patch_body(&conflict, &b, &e), SQ_EINVAL);
+  ASSERT_STR_CONTAINS(e.message, "both added and removed");
+}
+
+TEST(server_key_protector_parse) {
+  json_t *k = J("{\"id\":\"/s/servers/svr/keys/someVault_someKey_0123\",\"name\":\"someVault_someKey_0123\","
+                "\"type\":\"Microsoft.Sql/servers/keys\",\"location\":\"Japan East\",\"kind\":\"azurekeyvault\","
+                "\"properties\":{\"serverKeyType\":\"AzureKeyVault\",\"uri\":\"https://someVault.vault.azure.net/keys/someKey/0123\","
+                "\"thumbprint\":\"00112233445566778899AABBCCDDEEFFAABBCCDD\",\"creationDate\":\"2024-11-15T00:00:00Z\","
+                "\"autoRotationEnabled\":true}}");
+  sq_sql_server_key sk;
+  sq_err e;
+  ASSERT_OK(sq_sql_server_key_parse(k, &sk, &e));
+  ASSERT_STR_EQ(sk.name, "someVault_someKey_0123");
+  ASSERT_STR_EQ(sk.server_key_type, "AzureKeyVault");
+  ASSERT_STR_EQ(sk.thumbprint, "00112233445566778899AABBCCDDEEFFAABBCCDD");
+  ASSERT_EQ(sk.auto_rotation_enabled, 1);
+  ASSERT_EQ(sk.creation_date, 1731628800);
+  json_decref(k);
+
+  json_t *p = J("{\"id\":\"/s/servers/svr/encryptionProtector/current\",\"name\":\"current\",\"kind\":\"azurekeyvault\","
+                "\"properties\":{\"serverKeyName\":\"someVault_someKey_0123\",\"serverKeyType\":\"AzureKeyVault\","
+                "\"uri\":\"https://someVault.vault.azure.net/keys/someKey/0123\",\"autoRotationEnabled\":false}}");
+  sq_sql_protector pr;
+  ASSERT_OK(sq_sql_protector_parse(p, &pr, &e));
+  ASSERT_STR_EQ(pr.server_key_name, "someVault_someKey_0123");
+  ASSERT_EQ(pr.auto_rotation_enabled, 0);
+  ASSERT_STR_EQ(pr.thumbprint, "");
+  json_decref(p);
+
+  json_t *srv = J("{\"id\":\"/s/servers/svr\",\"name\":\"svr\",\"location\":\"eastus\",\"identity\":{\"type\":"
+                  "\"SystemAssigned,UserAssigned\",\"principalId\":\"p1\",\"userAssignedIdentities\":{\"/u/1\":{},\"/u/2\":{}}},"
+                  "\"properties\":{\"primaryUserAssignedIdentityId\":\"/u/1\",\"keyId\":\"https://kv/keys/k/1\","
+                  "\"state\":\"Ready\",\"fullyQualifiedDomainName\":\"svr.database.windows.net\"}}");
+  sq_sql_server sv;
+  ASSERT_OK(sq_sql_server_parse(srv, &sv, &e));
+  ASSERT_STR_EQ(sv.identity.type, "SystemAssigned,UserAssigned");
+  ASSERT_EQ(sv.identity.n_umis, 2);
+  ASSERT_STR_EQ(sv.primary_umi_id, "/u/1");
+  ASSERT_STR_EQ(sv.key_id, "https://kv/keys/k/1");
+  json_decref(srv);
+}
+
+TEST(geo_and_backup_parse) {
+  json_t *l = J("{\"id\":\"/s/servers/a/databases/d/replicationLinks/5b301b68\",\"name\":\"5b301b68\","
+                "\"properties\":{\"partnerServer\":\"b\",\"partnerDatabase\":\"d\",\"partnerLocation\":\"westus\","
+                "\"role\":\"Primary\",\"partnerRole\":\"Secondary\",\"replicationMode\":\"Async\","
+                "\"replicationState\":\"CATCH_UP\",\"linkType\":\"GEO\",\"percentComplete\":100,"
+                "\"isTerminationAllowed\":true,\"startTime\":\"2025-01-01T00:00:00Z\"}}");
+  sq_sql_repl_link rl;
+  sq_err e;
+  ASSERT_OK(sq_sql_repl_link_parse(l, &rl, &e));
+  ASSERT_STR_EQ(rl.partner_server, "b");
+  ASSERT_STR_EQ(rl.replication_state, "CATCH_UP");
+  ASSERT_EQ(rl.percent_complete, 100);
+  ASSERT_EQ(rl.is_termination_allowed, 1);
+  json_decref(l);
+
+  json_t *f = J("{\"id\":\"/s/servers/a/failoverGroups/fg\",\"name\":\"fg\",\"location\":\"eastus\","
+                "\"properties\":{\"readWriteEndpoint\":{\"failoverPolicy\":\"Automatic\","
+                "\"failoverWithDataLossGracePeriodMinutes\":60},\"readOnlyEndpoint\":{\"failoverPolicy\":\"Disabled\"},"
+                "\"replicationRole\":\"Primary\",\"replicationState\":\"CATCH_UP\","
+                "\"partnerServers\":[{\"id\":\"/s/servers/b\",\"location\":\"westus\",\"replicationRole\":\"Secondary\"}],"
+                "\"databases\":[\"/s/servers/a/databases/d1\",\"/s/servers/a/databases/d2\"]}}");
+  sq_sql_fog fg;
+  ASSERT_OK(sq_sql_fog_parse(f, &fg, &e));
+  ASSERT_STR_EQ(fg.failover_policy, "Automatic");
+  ASSERT_EQ(fg.grace_minutes, 60);
+  ASSERT_EQ(fg.n_partners, 1);
+  ASSERT_STR_EQ(fg.partners[0].id, "/s/servers/b");
+  ASSERT_EQ(fg.n_databases, 2);
+  ASSERT_STR_EQ(fg.databases[1], "/s/servers/a/databases/d2");
+  sq_sql_fog_free(&fg);
+  json_decref(f);
+  json_t *bad = J("{\"id\":\"/fg\",\"properties\":{\"databases\":[\"ok\",5]}}");
+  ASSERT_EQ(sq_sql_fog_parse(bad, &fg, &e), SQ_EPARSE);
+  ASSERT_NULL(fg.databases); /* freed on failure */
+  json_decref(bad);
+
+  const char *partners[] = {"/s/servers/b", NULL};
+  const char *dbs[] = {"/s/servers/a/databases/d1", NULL};
+  sq_sql_fog_spec spec = {partners, dbs, "Automatic", 60, "Disabled"};
+  json_t *body = NULL;
+  ASSERT_OK(sq_sql_fog_body(&spec, &body, &e));
+  char *s = sq_json_dump(body);
+  ASSERT_STR_EQ(s, "{\"properties\":{\"databases\":[\"/s/servers/a/databases/d1\"],\"partnerServers\":[{\"id\":"
+                   "\"/s/servers/b\"}],\"readOnlyEndpoint\":{\"failoverPolicy\":\"Disabled\"},"
+                   "\"readWriteEndpoint\":{\"failoverPolicy\":\"Automatic\","
+                   "\"failoverWithDataLossGracePeriodMinutes\":60}}}");
+  free(s);
+  json_decref(body);
+  sq_sql_fog_spec nograce = {partners, dbs, "Automatic", 0, NULL};
+  ASSERT_EQ(sq_sql_fog_body(&nograce, &body, &e), SQ_EINVAL);
+
+  json_t *dr = J("{\"id\":\"/s/servers/a/restorableDroppedDatabases/db,133201549661600000\","
+                 "\"name\":\"db,133201549661600000\",\"properties\":{\"databaseName\":\"db\","
+                 "\"creationDate\":\"2022-01-01T00:00:00Z\",\"deletionDate\":\"2023-02-04T01:57:42Z\","
+                 "\"earliestRestoreDate\":\"2023-01-28T00:00:00Z\",\"keys\":{\"https://kv/keys/a/1\":{}}}}");
+  sq_sql_dropped_db dd;
+  ASSERT_OK(sq_sql_dropped_db_parse(dr, &dd, &e));
+  ASSERT_STR_EQ(dd.database_name, "db");
+  ASSERT_EQ(dd.deletion_date, 1675475862);
+  ASSERT_EQ(dd.n_keys, 1);
+  sq_sql_dropped_db_free(&dd);
+  json_decref(dr);
+
+  json_t *ltr = J("{\"id\":\"/s/providers/Microsoft.Sql/locations/eastus/longTermRetentionServers/a/"
+                  "longTermRetentionDatabases/db/longTermRetentionBackups/55555555-6666-7777-8888-999999999999;131637960820000000\","
+                  "\"name\":\"55555555-6666-7777-8888-999999999999;131637960820000000\",\"properties\":{"
+                  "\"serverName\":\"a\",\"databaseName\":\"db\",\"backupTime\":\"2018-02-23T03:41:22Z\","
+                  "\"backupExpirationTime\":\"2028-02-23T03:41:22Z\",\"backupStorageRedundancy\":\"Geo\"}}");
+  sq_sql_ltr_backup lb;
+  ASSERT_OK(sq_sql_ltr_parse(ltr, &lb, &e));
+  ASSERT_STR_EQ(lb.database_name, "db");
+  ASSERT_EQ(lb.backup_time, 1519357282);
+  ASSERT_STR_EQ(lb.storage_redundancy, "Geo");
+  json_decref(ltr);
+}
+
+TEST_MAIN()
