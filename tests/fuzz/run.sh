@@ -15,6 +15,13 @@ cd "$work"
   tail -50 "$work/log" >&2
   echo "fuzz: $(basename "$fuzzer") failed; artifacts:" >&2
   ls "$work" >&2
+  # CI keeps no files: print each finding so it can be replayed from the log
+  # (base64 -d > x; $fuzzer x) and added to the seed corpus.
+  for f in "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$work"/oom-*; do
+    [ -f "$f" ] || continue
+    echo "fuzz: $(basename "$f") as base64:" >&2
+    head -c 65536 "$f" | base64 -w 120 >&2
+  done
   exit 1
 }
 grep -E '^stat::number_of_executed_runs' "$work/log" || true
