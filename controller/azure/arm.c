@@ -8,12 +8,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "sqltde/azure/pager.h"
 #include "sqltde/buf.h"
 #include "sqltde/jsonx.h"
 #include "sqltde/log.h"
 
 #define LOGGER "azure.arm"
 #define MAX_PAGES 10000
+#define LIST_URL_MAX 8192
 #define LRO_NOT_FOUND_TOLERANCE 3
 #define MAX_SUBSCRIPTIONS 4096
 
@@ -866,78 +868,39 @@ sq_code sq_arm_post(sq_arm *a, const char *path, const char *api, const json_t *
   return simple(a, "POST", path, api, NULL, body, out, err);
 }
 
+/* The pager's send callback: one GET through the ARM pipeline. */
+typedef struct arm_page_send {
+  sq_arm *a;
+  const char *operation;
+} arm_page_send;
+
+static sq_code arm_page_get(void *ud, const char *url, sq_http_resp *resp, sq_err *err) {
+  arm_page_send *s = ud;
+  return arm_send(s->a, "GET", url, NULL, s->operation, 1, resp, NULL, NULL, err);
+}
+
 sq_code sq_arm_list(sq_arm *a, const char *path, const char *api, const char *query,
                     const char *operation, sq_arm_item_fn fn, void *ud, sq_err *err) {
-  sq_buf url, prev;
-  sq_buf_init(&url, 8192);
-  sq_buf_init(&prev, 8192);
-  sq_http_resp resp;
-  sq_http_resp_init(&resp);
-  json_t *body = NULL;
-  size_t items = 0;
-  char what[1100];
+  char what[1100], opbuf[128];
   snprintf(what, sizeof what, "list %s", path ? path : "");
+  if(!operation)
+    default_operation(path, "list", opbuf, sizeof opbuf);
+  arm_page_send send = {a, operation ? operation : opbuf};
+  sq_azure_pager p = {.what = what,
+                      .origin = a->cloud.arm_endpoint,
+                      .origin_name = "the ARM endpoint",
+                      .max_pages = MAX_PAGES,
+                      .max_items = a->o.max_list_items,
+                      .max_url = LIST_URL_MAX,
+                      .send = arm_page_get,
+                      .send_ud = &send,
+                      .item = fn,
+                      .item_ud = ud};
+  sq_buf url;
+  sq_buf_init(&url, LIST_URL_MAX);
   sq_code rc = build_url(a, path, api, query, &url, err);
-  for(int page = 0; !rc; page++) {
-    if(page >= MAX_PAGES) {
-      rc = sq_err_set(err, SQ_ETOOBIG, "%s: more than %d pages", what, MAX_PAGES);
-      break;
-    }
-    char opbuf[128];
-    if(!operation)
-      default_operation(path, "list", opbuf, sizeof opbuf);
-    rc = arm_send(a, "GET", url.ptr, NULL, operation ? operation : opbuf, 1, &resp, NULL, NULL, err);
-    if(rc)
-      break;
-    if(resp.status != 200) {
-      rc = sq_azure_error_from_resp(&resp, what, err);
-      break;
-    }
-    json_decref(body);
-    body = NULL;
-    rc = sq_azure_json_body(&resp, what, &body, err);
-    if(rc)
-      break;
-    json_t *value = json_object_get(body, "value");
-    if(!json_is_array(value)) {
-      rc = sq_err_set(err, SQ_EPARSE, "%s: list response without a \"value\" array", what);
-      break;
-    }
-    size_t i;
-    json_t *it;
-    int stop = 0;
-    json_array_foreach(value, i, it) {
-      if(++items > a->o.max_list_items) {
-        rc = sq_err_set(err, SQ_ETOOBIG, "%s: more than %zu items", what, a->o.max_list_items);
-        break;
-      }
-      if(fn(ud, it)) {
-        stop = 1;
-        break;
-      }
-    }
-    if(rc || stop)
-      break;
-    const char *next = sq_json_str(body, "nextLink");
-    if(!next || !*next)
-      break;
-    if(!sq_azure_same_origin(next, a->cloud.arm_endpoint)) {
-      rc = sq_err_set(err, SQ_EPARSE, "%s: nextLink is not on the ARM endpoint", what);
-      break;
-    }
-    if(strlen(next) >= url.max || !strcmp(next, url.ptr) || (prev.ptr && !strcmp(next, prev.ptr))) {
-      rc = sq_err_set(err, SQ_EPARSE, "%s: nextLink repeats or is too long", what);
-      break;
-    }
-    sq_buf_reset(&prev);
-    if(sq_buf_adds(&prev, url.ptr) || (sq_buf_reset(&url), sq_buf_adds(&url, next))) {
-      rc = sq_err_set(err, SQ_ETOOBIG, "%s: nextLink too long", what);
-      break;
-    }
-  }
-  json_decref(body);
-  sq_http_resp_free(&resp);
+  if(!rc)
+    rc = sq_azure_list_pages(&p, url.ptr, err);
   sq_buf_free(&url);
-  sq_buf_free(&prev);
   return rc;
 }

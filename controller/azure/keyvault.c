@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "sqltde/azure/pager.h"
 #include "sqltde/codec.h"
 #include "sqltde/jsonx.h"
 #include "sqltde/log.h"
@@ -23,6 +24,7 @@
 #define LOGGER "azure.keyvault"
 #define MAX_VAULTS 4096
 #define MAX_PAGES 1000
+#define LIST_URL_MAX 8192
 
 /* ---- small validators ---- */
 
@@ -590,6 +592,15 @@ static sq_code key_from(json_t *b, sq_kv_key *out, sq_err *err) {
   return rc;
 }
 
+/* kv_json for a request on one key by name; fmt's second "%s" gets "". */
+static sq_code named_json(sq_kv *kv, const char *method, const char *vault, const char *fmt,
+                          const char *name, const char *op, int idempotent, json_t **out,
+                          sq_err *err) {
+  if(!name_valid(name))
+    return sq_err_set(err, SQ_EINVAL, "Key Vault: invalid key name");
+  return kv_json(kv, method, vault, fmt, name, NULL, NULL, 0, op, idempotent, out, err);
+}
+
 sq_code sq_kv_get(sq_kv *kv, const char *vault, const char *name, const char *version,
                   sq_kv_key *out, sq_err *err) {
   if(!name_valid(name) || !version_valid(version))
@@ -865,11 +876,8 @@ sq_code sq_kv_probe(sq_kv *kv, const char *kid, sq_err *err) {
 
 sq_code sq_kv_backup(sq_kv *kv, const char *vault, const char *name, char **blob_out, sq_err *err) {
   *blob_out = NULL;
-  if(!name_valid(name))
-    return sq_err_set(err, SQ_EINVAL, "Key Vault: invalid key name");
   json_t *r = NULL;
-  sq_code rc = kv_json(kv, "POST", vault, "/keys/%s/backup%s", name, NULL, NULL, 0, "keys.backup", 1,
-                       &r, err);
+  sq_code rc = named_json(kv, "POST", vault, "/keys/%s/backup%s", name, "keys.backup", 1, &r, err);
   if(rc)
     return rc;
   const char *v = sq_json_str(r, "value");
@@ -891,11 +899,8 @@ sq_code sq_kv_restore(sq_kv *kv, const char *vault, const char *blob, sq_kv_key 
 }
 
 sq_code sq_kv_rotate(sq_kv *kv, const char *vault, const char *name, sq_kv_key *out, sq_err *err) {
-  if(!name_valid(name))
-    return sq_err_set(err, SQ_EINVAL, "Key Vault: invalid key name");
   json_t *r = NULL;
-  sq_code rc = kv_json(kv, "POST", vault, "/keys/%s/rotate%s", name, NULL, NULL, 0, "keys.rotate", 0,
-                       &r, err);
+  sq_code rc = named_json(kv, "POST", vault, "/keys/%s/rotate%s", name, "keys.rotate", 0, &r, err);
   return rc ? rc : key_from(r, out, err);
 }
 
@@ -910,30 +915,57 @@ static sq_code deleted_from(json_t *r, sq_kv_deleted_key *out, sq_err *err) {
 
 sq_code sq_kv_delete(sq_kv *kv, const char *vault, const char *name, sq_kv_deleted_key *out,
                      sq_err *err) {
-  if(!name_valid(name))
-    return sq_err_set(err, SQ_EINVAL, "Key Vault: invalid key name");
   json_t *r = NULL;
-  sq_code rc = kv_json(kv, "DELETE", vault, "/keys/%s%s", name, NULL, NULL, 0, "keys.delete", 1, &r, err);
+  sq_code rc = named_json(kv, "DELETE", vault, "/keys/%s%s", name, "keys.delete", 1, &r, err);
   return rc ? rc : deleted_from(r, out, err);
 }
 
 sq_code sq_kv_get_deleted(sq_kv *kv, const char *vault, const char *name, sq_kv_deleted_key *out,
                           sq_err *err) {
-  if(!name_valid(name))
-    return sq_err_set(err, SQ_EINVAL, "Key Vault: invalid key name");
   json_t *r = NULL;
-  sq_code rc = kv_json(kv, "GET", vault, "/deletedkeys/%s%s", name, NULL, NULL, 0, "deletedkeys.get",
-                       1, &r, err);
+  sq_code rc = named_json(kv, "GET", vault, "/deletedkeys/%s%s", name, "deletedkeys.get", 1, &r, err);
   return rc ? rc : deleted_from(r, out, err);
 }
 
 sq_code sq_kv_recover(sq_kv *kv, const char *vault, const char *name, sq_kv_key *out, sq_err *err) {
-  if(!name_valid(name))
-    return sq_err_set(err, SQ_EINVAL, "Key Vault: invalid key name");
   json_t *r = NULL;
-  sq_code rc = kv_json(kv, "POST", vault, "/deletedkeys/%s/recover%s", name, NULL, NULL, 0,
-                       "deletedkeys.recover", 1, &r, err);
+  sq_code rc = named_json(kv, "POST", vault, "/deletedkeys/%s/recover%s", name,
+                          "deletedkeys.recover", 1, &r, err);
   return rc ? rc : key_from(r, out, err);
+}
+
+/* The pager's send callback: one GET through the vault's challenge auth. */
+typedef struct kv_page_send {
+  sq_kv *kv;
+  const char *origin, *host;
+} kv_page_send;
+
+static sq_code kv_page_get(void *ud, const char *url, sq_http_resp *resp, sq_err *err) {
+  kv_page_send *s = ud;
+  return kv_send(s->kv, "GET", url, s->origin, s->host, NULL, 0, "keys.listVersions", 1, resp, err);
+}
+
+/* The pager's item callback: parses a KeyItem and hands it to the caller. */
+typedef struct kv_versions_ctx {
+  const char *origin, *what;
+  sq_kv_key_fn fn;
+  void *ud;
+  sq_err *err;
+  sq_code rc;
+} kv_versions_ctx;
+
+static int kv_version_item(void *ud, const json_t *it) {
+  kv_versions_ctx *c = ud;
+  sq_kv_key k;
+  sq_kv_key_init(&k);
+  int stop = 0;
+  c->rc = sq_kv_parse_key(it, &k, c->err);
+  if(!c->rc && strcmp(k.vault, c->origin))
+    c->rc = sq_err_set(c->err, SQ_EPARSE, "%s: item from another vault", c->what);
+  if(!c->rc)
+    stop = c->fn(c->ud, &k);
+  sq_kv_key_free(&k);
+  return c->rc || stop;
 }
 
 sq_code sq_kv_list_versions(sq_kv *kv, const char *vault, const char *name, sq_kv_key_fn fn,
@@ -944,67 +976,26 @@ sq_code sq_kv_list_versions(sq_kv *kv, const char *vault, const char *name, sq_k
   sq_code rc = vault_origin(kv, vault, origin, sizeof origin, host, sizeof host, err);
   if(rc)
     return rc;
-  sq_buf url;
-  sq_buf_init(&url, 8192);
-  sq_http_resp resp;
-  sq_http_resp_init(&resp);
-  json_t *body = NULL;
   char what[400];
   snprintf(what, sizeof what, "Key Vault list versions of %s/keys/%s", origin, name);
+  kv_page_send send = {kv, origin, host};
+  kv_versions_ctx items = {origin, what, fn, ud, err, SQ_OK};
+  sq_azure_pager p = {.what = what,
+                      .origin = origin,
+                      .origin_name = "the vault",
+                      .max_pages = MAX_PAGES,
+                      .max_url = LIST_URL_MAX,
+                      .send = kv_page_get,
+                      .send_ud = &send,
+                      .item = kv_version_item,
+                      .item_ud = &items};
+  sq_buf url;
+  sq_buf_init(&url, LIST_URL_MAX);
   if(sq_buf_addf(&url, "%s/keys/%s/versions?api-version=%s&maxresults=25", origin, name,
                  kv->api_version))
     rc = sq_err_set(err, SQ_EINVAL, "URL too long");
-  for(int page = 0; !rc; page++) {
-    if(page >= MAX_PAGES) {
-      rc = sq_err_set(err, SQ_ETOOBIG, "%s: more than %d pages", what, MAX_PAGES);
-      break;
-    }
-    rc = kv_send(kv, "GET", url.ptr, origin, host, NULL, 0, "keys.listVersions", 1, &resp, err);
-    if(rc)
-      break;
-    if(resp.status != 200) {
-      rc = sq_azure_error_from_resp(&resp, what, err);
-      break;
-    }
-    json_decref(body);
-    rc = sq_azure_json_body(&resp, what, &body, err);
-    if(rc)
-      break;
-    json_t *value = json_object_get(body, "value");
-    if(!json_is_array(value)) {
-      rc = sq_err_set(err, SQ_EPARSE, "%s: no \"value\" array", what);
-      break;
-    }
-    size_t i;
-    json_t *it;
-    int stop = 0;
-    json_array_foreach(value, i, it) {
-      sq_kv_key k;
-      sq_kv_key_init(&k);
-      rc = sq_kv_parse_key(it, &k, err);
-      if(!rc && strcmp(k.vault, origin))
-        rc = sq_err_set(err, SQ_EPARSE, "%s: item from another vault", what);
-      if(!rc)
-        stop = fn(ud, &k);
-      sq_kv_key_free(&k);
-      if(rc || stop)
-        break;
-    }
-    if(rc || stop)
-      break;
-    const char *next = sq_json_str(body, "nextLink");
-    if(!next || !*next)
-      break;
-    if(!sq_azure_same_origin(next, origin) || !strcmp(next, url.ptr)) {
-      rc = sq_err_set(err, SQ_EPARSE, "%s: nextLink leaves the vault or repeats", what);
-      break;
-    }
-    sq_buf_reset(&url);
-    if(sq_buf_adds(&url, next))
-      rc = sq_err_set(err, SQ_ETOOBIG, "%s: nextLink too long", what);
-  }
-  json_decref(body);
-  sq_http_resp_free(&resp);
+  if(!rc)
+    rc = sq_azure_list_pages(&p, url.ptr, err);
   sq_buf_free(&url);
-  return rc;
+  return rc ? rc : items.rc;
 }

@@ -1,7 +1,13 @@
-/* sql.c — typed Microsoft.Sql operations; see include/sqltde/azure/sql.h. */
+/* sql.c — typed Microsoft.Sql operations; see include/sqltde/azure/sql.h.
+ *
+ * Each resource type is described once by an sql_kind: a table of its
+ * scalar fields, a hook for the nested parts (identity, keys, partners), how
+ * to free it and how to call the caller's list callback. Parsing, GET, list
+ * and PUT/PATCH are each written once over that description. */
 #include "sqltde/azure/sql.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,15 +20,37 @@
 #include "sqltde/jsonx.h"
 
 #define API SQ_SQL_API_VERSION
+/* Request paths. ARM itself refuses paths over 900 bytes (sq_arm_path_valid),
+ * so this bound only keeps the buffer fixed, it never decides first. */
+#define PATH_LEN 1024
+#define COUNT(a) (sizeof(a) / sizeof *(a))
 
-/* ---- parsing helpers ---- */
+/* ---- field tables ---- */
 
-#define STR(obj, path, field, what)                                                                \
-  do {                                                                                             \
-    sq_code rc_ = sq_azure_json_strcpy((obj), (path), (field), sizeof(field), (what), err);        \
-    if(rc_)                                                                                        \
-      return rc_;                                                                                  \
-  } while(0)
+typedef enum field_kind {
+  F_ID,   /* string that must be present and non-empty */
+  F_OBJ,  /* nothing stored: must be an object when present */
+  F_STR,  /* char[size]; "" when absent or null */
+  F_DATE, /* int64_t wall seconds from RFC 3339; 0 when absent */
+  F_TRI,  /* int: 1/0 from a boolean, -1 otherwise */
+  F_INT,  /* int from an integer, def otherwise */
+} field_kind;
+
+/* One JSON value copied into one member of an output struct. */
+typedef struct sql_field {
+  const char *path; /* dotted, from the object parsed (sq_json_path) */
+  field_kind kind;
+  size_t off, size; /* the member */
+  int def;          /* F_INT only */
+} sql_field;
+
+#define FIELD_(kind, T, path, m, def) {(path), (kind), offsetof(T, m), sizeof(((T *)0)->m), (def)}
+#define FID(T) FIELD_(F_ID, T, "id", id, 0)
+#define FOBJ(path) {(path), F_OBJ, 0, 0, 0}
+#define FSTR(T, path, m) FIELD_(F_STR, T, path, m, 0)
+#define FDATE(T, path, m) FIELD_(F_DATE, T, path, m, 0)
+#define FTRI(T, path, m) FIELD_(F_TRI, T, path, m, -1)
+#define FINT(T, path, m, def) FIELD_(F_INT, T, path, m, def)
 
 /* RFC 3339 date at path into *out (0 when absent). ARM sometimes omits the
  * zone designator; such values are UTC. */
@@ -47,21 +75,78 @@ static sq_code date_at(const json_t *obj, const char *path, int64_t *out, const 
   return SQ_OK;
 }
 
-static int tri_bool(const json_t *obj, const char *path) {
-  json_t *v = sq_json_path(obj, path);
-  return json_is_boolean(v) ? json_is_true(v) : -1;
+/* The member width a kind writes (0: any, strings are bounded by size). */
+static size_t kind_width(field_kind k) {
+  switch(k) {
+  case F_DATE:
+    return sizeof(int64_t);
+  case F_TRI:
+  case F_INT:
+    return sizeof(int);
+  default:
+    return 0;
+  }
 }
 
-static sq_code require_id(const json_t *j, char *id, size_t idlen, const char *what, sq_err *err) {
-  if(!json_is_object(j))
-    return sq_err_set(err, SQ_EPARSE, "%s: not a JSON object", what);
-  sq_code rc = sq_azure_json_strcpy(j, "id", id, idlen, what, err);
-  if(rc)
+static sq_code apply_field(const json_t *obj, const sql_field *f, char *base, const char *what,
+                           sq_err *err) {
+  void *dst = base + f->off;
+  json_t *v;
+  sq_code rc;
+  switch(f->kind) {
+  case F_ID:
+    rc = sq_azure_json_strcpy(obj, f->path, dst, f->size, what, err);
+    if(!rc && !*(char *)dst)
+      rc = sq_err_set(err, SQ_EPARSE, "%s: no id", what);
     return rc;
-  if(!id[0])
-    return sq_err_set(err, SQ_EPARSE, "%s: no id", what);
+  case F_OBJ:
+    v = sq_json_path(obj, f->path);
+    if(v && !json_is_object(v))
+      return sq_err_set(err, SQ_EPARSE, "%s: %s is not an object", what, f->path);
+    return SQ_OK;
+  case F_STR:
+    return sq_azure_json_strcpy(obj, f->path, dst, f->size, what, err);
+  case F_DATE:
+    return date_at(obj, f->path, dst, what, err);
+  case F_TRI:
+    v = sq_json_path(obj, f->path);
+    *(int *)dst = json_is_boolean(v) ? json_is_true(v) : -1;
+    return SQ_OK;
+  case F_INT:
+    *(int *)dst = (int)sq_json_int(obj, f->path, f->def);
+    return SQ_OK;
+  }
+  return sq_err_set(err, SQ_EINVAL, "%s: field %s has no kind", what, f->path);
+}
+
+/* Copies every field of the table from obj into the struct at out. */
+static sq_code apply_fields(const json_t *obj, const sql_field *fields, size_t n, void *out,
+                            const char *what, sq_err *err) {
+  for(size_t i = 0; i < n; i++) {
+    const sql_field *f = &fields[i];
+    /* a table row naming a member of the wrong type would write out of bounds */
+    if(kind_width(f->kind) && kind_width(f->kind) != f->size)
+      return sq_err_set(err, SQ_EINVAL, "%s: field table: %s has the wrong member type", what,
+                        f->path);
+    sq_code rc = apply_field(obj, f, out, what, err);
+    if(rc)
+      return rc;
+  }
   return SQ_OK;
 }
+
+/* ---- nested parts: identity, database keys ---- */
+
+static const sql_field IDENTITY_FIELDS[] = {
+    FSTR(sq_sql_identity, "type", type),
+    FSTR(sq_sql_identity, "tenantId", tenant_id),
+    FSTR(sq_sql_identity, "principalId", principal_id),
+};
+
+static const sql_field UMI_FIELDS[] = {
+    FSTR(sq_sql_umi, "principalId", principal_id),
+    FSTR(sq_sql_umi, "clientId", client_id),
+};
 
 static sq_code parse_identity(const json_t *j, sq_sql_identity *out, const char *what, sq_err *err) {
   memset(out, 0, sizeof *out);
@@ -70,9 +155,9 @@ static sq_code parse_identity(const json_t *j, sq_sql_identity *out, const char 
     return SQ_OK;
   if(!json_is_object(idn))
     return sq_err_set(err, SQ_EPARSE, "%s: identity is not an object", what);
-  STR(idn, "type", out->type, what);
-  STR(idn, "tenantId", out->tenant_id, what);
-  STR(idn, "principalId", out->principal_id, what);
+  sq_code rc = apply_fields(idn, IDENTITY_FIELDS, COUNT(IDENTITY_FIELDS), out, what, err);
+  if(rc)
+    return rc;
   const json_t *umis = json_object_get(idn, "userAssignedIdentities");
   if(umis && !json_is_null(umis) && !json_is_object(umis))
     return sq_err_set(err, SQ_EPARSE, "%s: identity.userAssignedIdentities is not an object", what);
@@ -86,15 +171,23 @@ static sq_code parse_identity(const json_t *j, sq_sql_identity *out, const char 
     if(strlen(k) >= sizeof u->id)
       return sq_err_set(err, SQ_ETOOBIG, "%s: identity id too long", what);
     snprintf(u->id, sizeof u->id, "%s", k);
-    if(json_is_object(v)) {
-      STR(v, "principalId", u->principal_id, what);
-      STR(v, "clientId", u->client_id, what);
-    }
+    if(json_is_object(v) && (rc = apply_fields(v, UMI_FIELDS, COUNT(UMI_FIELDS), u, what, err)))
+      return rc;
     out->n_umis++;
   }
   return SQ_OK;
 }
 
+static const sql_field DB_KEY_FIELDS[] = {
+    FSTR(sq_sql_db_key, "type", type),
+    FSTR(sq_sql_db_key, "thumbprint", thumbprint),
+    FSTR(sq_sql_db_key, "subregion", subregion),
+    FSTR(sq_sql_db_key, "keyVersion", key_version),
+    FDATE(sq_sql_db_key, "creationDate", creation_date),
+};
+
+/* The "keys" map of a database's properties. *keys is owned by the caller's
+ * struct as soon as it is allocated (freed with it, also on failure). */
 static sq_code parse_keys(const json_t *props, sq_sql_db_key **keys, size_t *n, int *present,
                           const char *what, sq_err *err) {
   *keys = NULL;
@@ -116,7 +209,7 @@ static sq_code parse_keys(const json_t *props, sq_sql_db_key **keys, size_t *n, 
   sq_sql_db_key *arr = calloc(count, sizeof *arr);
   if(!arr)
     return sq_err_set(err, SQ_ENOMEM, "out of memory");
-  *keys = arr; /* owned by the caller's struct from here on, freed with it */
+  *keys = arr;
   const char *k;
   json_t *v;
   json_object_foreach((json_t *)m, k, v) {
@@ -125,11 +218,7 @@ static sq_code parse_keys(const json_t *props, sq_sql_db_key **keys, size_t *n, 
       return sq_err_set(err, SQ_ETOOBIG, "%s: key URI too long", what);
     snprintf(dk->uri, sizeof dk->uri, "%s", k);
     if(json_is_object(v)) {
-      STR(v, "type", dk->type, what);
-      STR(v, "thumbprint", dk->thumbprint, what);
-      STR(v, "subregion", dk->subregion, what);
-      STR(v, "keyVersion", dk->key_version, what);
-      sq_code rc = date_at(v, "creationDate", &dk->creation_date, what, err);
+      sq_code rc = apply_fields(v, DB_KEY_FIELDS, COUNT(DB_KEY_FIELDS), dk, what, err);
       if(rc)
         return rc;
     } else if(!json_is_null(v)) {
@@ -140,54 +229,189 @@ static sq_code parse_keys(const json_t *props, sq_sql_db_key **keys, size_t *n, 
   return SQ_OK;
 }
 
-void sq_sql_database_free(sq_sql_database *d) {
-  if(!d)
-    return;
-  free(d->keys);
-  d->keys = NULL;
-  d->n_keys = 0;
+static void free_keys(sq_sql_db_key **keys, size_t *n) {
+  free(*keys);
+  *keys = NULL;
+  *n = 0;
 }
 
-static sq_code db_parse(const json_t *j, sq_sql_database *out, sq_err *err) {
-  static const char *what = "database";
-  sq_code rc;
-  if((rc = require_id(j, out->id, sizeof out->id, what, err)))
-    return rc;
-  STR(j, "name", out->name, what);
-  STR(j, "location", out->location, what);
-  STR(j, "kind", out->kind, what);
-  STR(j, "sku.name", out->sku_name, what);
-  STR(j, "sku.tier", out->sku_tier, what);
-  if((rc = parse_identity(j, &out->identity, what, err)))
-    return rc;
-  const json_t *p = json_object_get(j, "properties");
-  if(p && !json_is_object(p))
-    return sq_err_set(err, SQ_EPARSE, "%s: properties is not an object", what);
-  if(!p)
-    return SQ_OK;
-  STR(p, "status", out->status, what);
-  STR(p, "databaseId", out->database_id, what);
-  STR(p, "createMode", out->create_mode, what);
-  STR(p, "secondaryType", out->secondary_type, what);
-  STR(p, "encryptionProtector", out->encryption_protector, what);
-  STR(p, "federatedClientId", out->federated_client_id, what);
-  STR(p, "failoverGroupId", out->failover_group_id, what);
-  STR(p, "sourceDatabaseId", out->source_database_id, what);
-  STR(p, "provisioningState", out->provisioning_state, what);
-  out->auto_rotation = tri_bool(p, "encryptionProtectorAutoRotation");
-  if((rc = date_at(p, "creationDate", &out->creation_date, what, err)) ||
-     (rc = date_at(p, "earliestRestoreDate", &out->earliest_restore_date, what, err)))
-    return rc;
-  return parse_keys(p, &out->keys, &out->n_keys, &out->keys_present, what, err);
+/* ---- resource kinds ---- */
+
+/* A caller's typed list callback (sq_sql_db_fn, ...), stored untyped; the
+ * kind's call casts it back, as C may only call through the right type. */
+typedef void (*sql_cb)(void);
+
+typedef struct sql_kind {
+  const char *what; /* names the resource in messages */
+  size_t size;      /* of the output struct */
+  const sql_field *fields;
+  size_t n_fields;
+  /* nested parts after the table, or NULL */
+  sq_code (*extra)(const json_t *j, void *out, const char *what, sq_err *err);
+  void (*release)(void *out);                          /* owned parts, or NULL */
+  int (*call)(sql_cb fn, void *ud, const void *item);  /* list callback, or NULL */
+} sql_kind;
+
+/* Any output struct, for list items parsed on the stack. */
+typedef union sql_any {
+  sq_sql_database db;
+  sq_sql_server server;
+  sq_sql_server_key key;
+  sq_sql_protector protector;
+  sq_sql_repl_link repl;
+  sq_sql_fog fog;
+  sq_sql_dropped_db dropped;
+  sq_sql_ltr_backup ltr;
+} sql_any;
+
+/* Zeroes out and sets the "absent" values (-1 tri-states, F_INT defaults). */
+static void kind_reset(const sql_kind *k, void *out) {
+  memset(out, 0, k->size);
+  for(size_t i = 0; i < k->n_fields; i++) {
+    const sql_field *f = &k->fields[i];
+    if(f->kind == F_TRI || f->kind == F_INT)
+      *(int *)((char *)out + f->off) = f->def;
+  }
 }
 
-sq_code sq_sql_db_parse(const json_t *j, sq_sql_database *out, sq_err *err) {
-  memset(out, 0, sizeof *out);
-  out->auto_rotation = -1;
-  sq_code rc = db_parse(j, out, err);
-  if(rc)
-    sq_sql_database_free(out);
+/* Resets out (so it is defined on every path) and returns rc. */
+static sq_code kind_fail(const sql_kind *k, void *out, sq_code rc) {
+  kind_reset(k, out);
   return rc;
+}
+
+/* The public *_parse: resets out, fills it; on failure nothing stays owned. */
+static sq_code kind_parse(const sql_kind *k, const json_t *j, void *out, sq_err *err) {
+  kind_reset(k, out);
+  if(!json_is_object(j))
+    return sq_err_set(err, SQ_EPARSE, "%s: not a JSON object", k->what);
+  sq_code rc = apply_fields(j, k->fields, k->n_fields, out, k->what, err);
+  if(!rc && k->extra)
+    rc = k->extra(j, out, k->what, err);
+  if(rc && k->release)
+    k->release(out);
+  return rc;
+}
+
+/* ---- requests ---- */
+
+static sq_code child_path(const char *parent, const char *suffix, char *out, size_t outlen,
+                          sq_err *err) {
+  if(snprintf(out, outlen, "%s%s", parent ? parent : "", suffix) >= (int)outlen)
+    return sq_err_set(err, SQ_EINVAL, "resource id too long for %s", suffix[0] ? suffix : "a path");
+  return SQ_OK;
+}
+
+/* Runs call; *body (if body is non-NULL) receives the final body, owned. */
+static sq_code call_arm(sq_arm *a, const sq_arm_call *call, json_t **body, sq_err *err) {
+  sq_arm_result r;
+  sq_arm_result_init(&r);
+  sq_code rc = sq_arm_do(a, call, &r, err);
+  if(body) {
+    *body = rc ? NULL : r.body;
+    if(!rc)
+      r.body = NULL;
+  }
+  sq_arm_result_free(&r);
+  return rc;
+}
+
+/* GETs path (query: extra encoded query or NULL) and parses it into out. */
+static sq_code get_parsed(sq_arm *a, const sql_kind *k, const char *path, const char *query,
+                          void *out, sq_err *err) {
+  kind_reset(k, out);
+  json_t *j = NULL;
+  sq_code rc = sq_arm_get(a, path, API, query, &j, err);
+  if(!rc)
+    rc = kind_parse(k, j, out, err);
+  json_decref(j);
+  return rc;
+}
+
+/* get_parsed with the keys expansion of f (databases, dropped databases). */
+static sq_code get_expanded(sq_arm *a, const sql_kind *k, const char *id, sq_sql_keys_filter f,
+                            int64_t at, void *out, sq_err *err) {
+  char q[256];
+  sq_code rc = sq_sql_expand_query(f, at, q, sizeof q, err);
+  if(rc)
+    return kind_fail(k, out, rc);
+  return get_parsed(a, k, id, q[0] ? q : NULL, out, err);
+}
+
+/* Sends body (owned: freed here) with method to path (LROs followed by
+ * sq_arm_do) and parses the final resource into out. need_body: an answer
+ * without one is an error (PUTs of sub-resources always return it). */
+static sq_code send_parsed(sq_arm *a, const sql_kind *k, const char *method, const char *path,
+                           json_t *body, const char *op, int need_body, void *out, sq_err *err) {
+  kind_reset(k, out);
+  sq_arm_call call = {.method = method, .path = path, .api_version = API, .body = body, .operation = op};
+  json_t *res = NULL;
+  sq_code rc = call_arm(a, &call, &res, err);
+  json_decref(body);
+  if(!rc && need_body && !res)
+    rc = sq_err_set(err, SQ_EPARSE, "%s: no resource in the answer", op);
+  if(!rc && res)
+    rc = kind_parse(k, res, out, err);
+  json_decref(res);
+  return rc;
+}
+
+typedef struct list_ctx {
+  const sql_kind *kind;
+  sql_cb fn;
+  void *ud;
+  sq_err *err;
+  sq_code rc;
+} list_ctx;
+
+static int list_item(void *ud, const json_t *item) {
+  list_ctx *c = ud;
+  sql_any obj;
+  c->rc = kind_parse(c->kind, item, &obj, c->err);
+  if(c->rc)
+    return 1;
+  int stop = c->kind->call(c->fn, c->ud, &obj);
+  if(c->kind->release)
+    c->kind->release(&obj);
+  return stop;
+}
+
+/* Lists parent + suffix, calling fn (the kind's typed callback) per item;
+ * fn borrows each item. */
+static sq_code list_parsed(sq_arm *a, const sql_kind *k, const char *parent, const char *suffix,
+                           const char *op, sql_cb fn, void *ud, sq_err *err) {
+  char path[PATH_LEN];
+  sq_code rc = child_path(parent, suffix, path, sizeof path, err);
+  if(rc)
+    return rc;
+  list_ctx c = {k, fn, ud, err, SQ_OK};
+  rc = sq_arm_list(a, path, API, NULL, op, list_item, &c, err);
+  return rc ? rc : c.rc;
+}
+
+static sq_code do_delete(sq_arm *a, const char *id, const char *op, sq_err *err) {
+  sq_arm_call call = {.method = "DELETE", .path = id, .api_version = API, .operation = op};
+  sq_code rc = call_arm(a, &call, NULL, err);
+  if(rc == SQ_ENOTFOUND && err && err->http_status == 404) {
+    sq_err_clear(err); /* already gone: what was asked */
+    rc = SQ_OK;
+  }
+  return rc;
+}
+
+static sq_code post_action(sq_arm *a, const char *id, const char *suffix, const char *op,
+                           int idempotent, sq_err *err) {
+  char path[PATH_LEN];
+  sq_code rc = child_path(id, suffix, path, sizeof path, err);
+  if(rc)
+    return rc;
+  sq_arm_call call = {.method = "POST",
+                      .path = path,
+                      .api_version = API,
+                      .operation = op,
+                      .final_via_location = 1,
+                      .post_idempotent = idempotent};
+  return call_arm(a, &call, NULL, err);
 }
 
 /* ---- ids and queries ---- */
@@ -318,58 +542,69 @@ static int key_name_valid(const char *s) {
 
 /* ---- databases ---- */
 
-typedef struct db_list_ctx {
-  sq_sql_db_fn fn;
-  void *ud;
-  sq_err *err;
-  sq_code rc;
-} db_list_ctx;
+static const sql_field DATABASE_FIELDS[] = {
+    FID(sq_sql_database),
+    FSTR(sq_sql_database, "name", name),
+    FSTR(sq_sql_database, "location", location),
+    FSTR(sq_sql_database, "kind", kind),
+    FSTR(sq_sql_database, "sku.name", sku_name),
+    FSTR(sq_sql_database, "sku.tier", sku_tier),
+    FOBJ("properties"),
+    FSTR(sq_sql_database, "properties.status", status),
+    FSTR(sq_sql_database, "properties.databaseId", database_id),
+    FSTR(sq_sql_database, "properties.createMode", create_mode),
+    FSTR(sq_sql_database, "properties.secondaryType", secondary_type),
+    FSTR(sq_sql_database, "properties.encryptionProtector", encryption_protector),
+    FSTR(sq_sql_database, "properties.federatedClientId", federated_client_id),
+    FSTR(sq_sql_database, "properties.failoverGroupId", failover_group_id),
+    FSTR(sq_sql_database, "properties.sourceDatabaseId", source_database_id),
+    FSTR(sq_sql_database, "properties.provisioningState", provisioning_state),
+    FTRI(sq_sql_database, "properties.encryptionProtectorAutoRotation", auto_rotation),
+    FDATE(sq_sql_database, "properties.creationDate", creation_date),
+    FDATE(sq_sql_database, "properties.earliestRestoreDate", earliest_restore_date),
+};
 
-static int db_item(void *ud, const json_t *item) {
-  db_list_ctx *c = ud;
-  sq_sql_database d;
-  c->rc = sq_sql_db_parse(item, &d, c->err);
-  if(c->rc)
-    return 1;
-  int stop = c->fn(c->ud, &d);
-  sq_sql_database_free(&d);
-  return stop;
+static sq_code database_extra(const json_t *j, void *out, const char *what, sq_err *err) {
+  sq_sql_database *d = out;
+  sq_code rc = parse_identity(j, &d->identity, what, err);
+  return rc ? rc
+            : parse_keys(json_object_get(j, "properties"), &d->keys, &d->n_keys, &d->keys_present,
+                         what, err);
+}
+
+void sq_sql_database_free(sq_sql_database *d) {
+  if(d)
+    free_keys(&d->keys, &d->n_keys);
+}
+
+static void database_release(void *d) { sq_sql_database_free(d); }
+
+static int database_call(sql_cb fn, void *ud, const void *item) {
+  return ((sq_sql_db_fn)fn)(ud, item);
+}
+
+static const sql_kind DATABASE = {"database",      sizeof(sq_sql_database),
+                                  DATABASE_FIELDS, COUNT(DATABASE_FIELDS),
+                                  database_extra,  database_release,
+                                  database_call};
+
+sq_code sq_sql_db_parse(const json_t *j, sq_sql_database *out, sq_err *err) {
+  return kind_parse(&DATABASE, j, out, err);
 }
 
 sq_code sq_sql_db_get(sq_arm *a, const char *db_id, sq_sql_keys_filter f, int64_t at,
                       sq_sql_database *out, sq_err *err) {
-  char q[256];
-  memset(out, 0, sizeof *out);
-  out->auto_rotation = -1;
-  sq_code rc = sq_sql_expand_query(f, at, q, sizeof q, err);
-  if(rc)
-    return rc;
-  json_t *j = NULL;
-  rc = sq_arm_get(a, db_id, API, q[0] ? q : NULL, &j, err);
-  if(!rc)
-    rc = sq_sql_db_parse(j, out, err);
-  json_decref(j);
-  return rc;
-}
-
-static sq_code db_list_path(sq_arm *a, const char *server_id, const char *suffix, const char *op,
-                            sq_sql_db_fn fn, void *ud, sq_err *err) {
-  char path[SQ_SQL_ID_MAX + 64];
-  if(snprintf(path, sizeof path, "%s/%s", server_id, suffix) >= (int)sizeof path)
-    return sq_err_set(err, SQ_EINVAL, "server id too long");
-  db_list_ctx c = {fn, ud, err, SQ_OK};
-  sq_code rc = sq_arm_list(a, path, API, NULL, op, db_item, &c, err);
-  return rc ? rc : c.rc;
+  return get_expanded(a, &DATABASE, db_id, f, at, out, err);
 }
 
 sq_code sq_sql_db_list(sq_arm *a, const char *server_id, sq_sql_db_fn fn, void *ud, sq_err *err) {
-  return db_list_path(a, server_id, "databases", "databases.list", fn, ud, err);
+  return list_parsed(a, &DATABASE, server_id, "/databases", "databases.list", (sql_cb)fn, ud, err);
 }
 
 sq_code sq_sql_db_list_inaccessible(sq_arm *a, const char *server_id, sq_sql_db_fn fn, void *ud,
                                     sq_err *err) {
-  return db_list_path(a, server_id, "inaccessibleDatabases", "databases.listInaccessible", fn, ud,
-                      err);
+  return list_parsed(a, &DATABASE, server_id, "/inaccessibleDatabases",
+                     "databases.listInaccessible", (sql_cb)fn, ud, err);
 }
 
 const char *sq_sql_create_mode_name(sq_sql_create_mode m) {
@@ -509,42 +744,13 @@ sq_code sq_sql_db_create_body(const sq_sql_db_create_args *c, json_t **out, sq_e
   return SQ_OK;
 }
 
-/* Sends body (owned: freed here) with method to path and hands back the
- * final resource (LROs followed by sq_arm_do). need_body: an answer without
- * one is an error (PUTs of sub-resources always return it). */
-static sq_code send_json(sq_arm *a, const char *method, const char *path, json_t *body, const char *op,
-                         int need_body, json_t **res, sq_err *err) {
-  sq_arm_call call = {.method = method, .path = path, .api_version = API, .body = body, .operation = op};
-  sq_arm_result r;
-  sq_arm_result_init(&r);
-  sq_code rc = sq_arm_do(a, &call, &r, err);
-  *res = rc ? NULL : r.body;
-  if(!rc)
-    r.body = NULL;
-  sq_arm_result_free(&r);
-  json_decref(body);
-  if(!rc && need_body && !*res)
-    rc = sq_err_set(err, SQ_EPARSE, "%s: no resource in the answer", op);
-  return rc;
-}
-
-static sq_code put_parse(sq_arm *a, const char *path, json_t *body, const char *op, json_t **res,
-                         sq_err *err) {
-  return send_json(a, "PUT", path, body, op, 1, res, err);
-}
-
 sq_code sq_sql_db_create(sq_arm *a, const char *db_id, const sq_sql_db_create_args *c,
                          sq_sql_database *out, sq_err *err) {
-  json_t *body = NULL, *res = NULL;
-  memset(out, 0, sizeof *out);
-  out->auto_rotation = -1;
+  json_t *body = NULL;
   sq_code rc = sq_sql_db_create_body(c, &body, err);
-  if(!rc)
-    rc = send_json(a, "PUT", db_id, body, "databases.create", 0, &res, err);
-  if(!rc && res)
-    rc = sq_sql_db_parse(res, out, err);
-  json_decref(res);
-  return rc;
+  if(rc)
+    return kind_fail(&DATABASE, out, rc);
+  return send_parsed(a, &DATABASE, "PUT", db_id, body, "databases.create", 0, out, err);
 }
 
 sq_code sq_sql_db_patch_body(const sq_sql_db_patch_args *pt, json_t **out, sq_err *err) {
@@ -588,51 +794,15 @@ sq_code sq_sql_db_patch_body(const sq_sql_db_patch_args *pt, json_t **out, sq_er
 
 sq_code sq_sql_db_patch(sq_arm *a, const char *db_id, const sq_sql_db_patch_args *p,
                         sq_sql_database *out, sq_err *err) {
-  json_t *body = NULL, *res = NULL;
-  memset(out, 0, sizeof *out);
-  out->auto_rotation = -1;
+  json_t *body = NULL;
   sq_code rc = sq_sql_db_patch_body(p, &body, err);
-  if(!rc)
-    rc = send_json(a, "PATCH", db_id, body, "databases.patch", 0, &res, err);
-  if(!rc && res)
-    rc = sq_sql_db_parse(res, out, err);
-  json_decref(res);
-  return rc;
-}
-
-static sq_code do_delete(sq_arm *a, const char *id, const char *op, sq_err *err) {
-  sq_arm_call call = {.method = "DELETE", .path = id, .api_version = API, .operation = op};
-  sq_arm_result r;
-  sq_arm_result_init(&r);
-  sq_code rc = sq_arm_do(a, &call, &r, err);
-  sq_arm_result_free(&r);
-  if(rc == SQ_ENOTFOUND && err && err->http_status == 404) {
-    sq_err_clear(err); /* already gone: what was asked */
-    rc = SQ_OK;
-  }
-  return rc;
+  if(rc)
+    return kind_fail(&DATABASE, out, rc);
+  return send_parsed(a, &DATABASE, "PATCH", db_id, body, "databases.patch", 0, out, err);
 }
 
 sq_code sq_sql_db_delete(sq_arm *a, const char *db_id, sq_err *err) {
   return do_delete(a, db_id, "databases.delete", err);
-}
-
-static sq_code post_action(sq_arm *a, const char *id, const char *suffix, const char *op,
-                           int idempotent, sq_err *err) {
-  char path[SQ_SQL_ID_MAX + 128];
-  if(snprintf(path, sizeof path, "%s%s", id ? id : "", suffix) >= (int)sizeof path)
-    return sq_err_set(err, SQ_EINVAL, "resource id too long");
-  sq_arm_call call = {.method = "POST",
-                      .path = path,
-                      .api_version = API,
-                      .operation = op,
-                      .final_via_location = 1,
-                      .post_idempotent = idempotent};
-  sq_arm_result r;
-  sq_arm_result_init(&r);
-  sq_code rc = sq_arm_do(a, &call, &r, err);
-  sq_arm_result_free(&r);
-  return rc;
 }
 
 sq_code sq_sql_db_revalidate(sq_arm *a, const char *db_id, sq_err *err) {
@@ -646,261 +816,188 @@ sq_code sq_sql_db_revert(sq_arm *a, const char *db_id, sq_err *err) {
 
 /* ---- servers / managed instances ---- */
 
+static const sql_field SERVER_FIELDS[] = {
+    FID(sq_sql_server),
+    FSTR(sq_sql_server, "name", name),
+    FSTR(sq_sql_server, "location", location),
+    FSTR(sq_sql_server, "kind", kind),
+    FOBJ("properties"),
+    FSTR(sq_sql_server, "properties.primaryUserAssignedIdentityId", primary_umi_id),
+    FSTR(sq_sql_server, "properties.keyId", key_id),
+    FSTR(sq_sql_server, "properties.federatedClientId", federated_client_id),
+    FSTR(sq_sql_server, "properties.state", state),
+    FSTR(sq_sql_server, "properties.fullyQualifiedDomainName", fqdn),
+};
+
+static sq_code server_extra(const json_t *j, void *out, const char *what, sq_err *err) {
+  return parse_identity(j, &((sq_sql_server *)out)->identity, what, err);
+}
+
+static const sql_kind SERVER = {"server", sizeof(sq_sql_server), SERVER_FIELDS,
+                                COUNT(SERVER_FIELDS), server_extra, NULL, NULL};
+
 sq_code sq_sql_server_parse(const json_t *j, sq_sql_server *out, sq_err *err) {
-  static const char *what = "server";
-  memset(out, 0, sizeof *out);
-  sq_code rc;
-  if((rc = require_id(j, out->id, sizeof out->id, what, err)))
-    return rc;
-  STR(j, "name", out->name, what);
-  STR(j, "location", out->location, what);
-  STR(j, "kind", out->kind, what);
-  if((rc = parse_identity(j, &out->identity, what, err)))
-    return rc;
-  const json_t *p = json_object_get(j, "properties");
-  if(p && !json_is_object(p))
-    return sq_err_set(err, SQ_EPARSE, "%s: properties is not an object", what);
-  if(!p)
-    return SQ_OK;
-  STR(p, "primaryUserAssignedIdentityId", out->primary_umi_id, what);
-  STR(p, "keyId", out->key_id, what);
-  STR(p, "federatedClientId", out->federated_client_id, what);
-  STR(p, "state", out->state, what);
-  STR(p, "fullyQualifiedDomainName", out->fqdn, what);
-  return SQ_OK;
+  return kind_parse(&SERVER, j, out, err);
 }
 
 sq_code sq_sql_server_get(sq_arm *a, const char *id, sq_sql_server *out, sq_err *err) {
-  json_t *j = NULL;
-  memset(out, 0, sizeof *out);
-  sq_code rc = sq_arm_get(a, id, API, NULL, &j, err);
-  if(!rc)
-    rc = sq_sql_server_parse(j, out, err);
-  json_decref(j);
-  return rc;
+  return get_parsed(a, &SERVER, id, NULL, out, err);
 }
+
+/* ---- server keys ---- */
+
+static const sql_field SERVER_KEY_FIELDS[] = {
+    FID(sq_sql_server_key),
+    FSTR(sq_sql_server_key, "name", name),
+    FSTR(sq_sql_server_key, "kind", kind),
+    FOBJ("properties"),
+    FSTR(sq_sql_server_key, "properties.serverKeyType", server_key_type),
+    FSTR(sq_sql_server_key, "properties.uri", uri),
+    FSTR(sq_sql_server_key, "properties.thumbprint", thumbprint),
+    FSTR(sq_sql_server_key, "properties.keyVersion", key_version),
+    FTRI(sq_sql_server_key, "properties.autoRotationEnabled", auto_rotation_enabled),
+    FDATE(sq_sql_server_key, "properties.creationDate", creation_date),
+};
+
+static int server_key_call(sql_cb fn, void *ud, const void *item) {
+  return ((sq_sql_server_key_fn)fn)(ud, item);
+}
+
+static const sql_kind SERVER_KEY = {"server key", sizeof(sq_sql_server_key), SERVER_KEY_FIELDS,
+                                    COUNT(SERVER_KEY_FIELDS), NULL, NULL, server_key_call};
 
 sq_code sq_sql_server_key_parse(const json_t *j, sq_sql_server_key *out, sq_err *err) {
-  static const char *what = "server key";
-  memset(out, 0, sizeof *out);
-  out->auto_rotation_enabled = -1;
-  sq_code rc;
-  if((rc = require_id(j, out->id, sizeof out->id, what, err)))
-    return rc;
-  STR(j, "name", out->name, what);
-  STR(j, "kind", out->kind, what);
-  const json_t *p = json_object_get(j, "properties");
-  if(p && !json_is_object(p))
-    return sq_err_set(err, SQ_EPARSE, "%s: properties is not an object", what);
-  if(!p)
-    return SQ_OK;
-  STR(p, "serverKeyType", out->server_key_type, what);
-  STR(p, "uri", out->uri, what);
-  STR(p, "thumbprint", out->thumbprint, what);
-  STR(p, "keyVersion", out->key_version, what);
-  out->auto_rotation_enabled = tri_bool(p, "autoRotationEnabled");
-  return date_at(p, "creationDate", &out->creation_date, what, err);
-}
-
-typedef struct key_list_ctx {
-  sq_sql_server_key_fn fn;
-  void *ud;
-  sq_err *err;
-  sq_code rc;
-} key_list_ctx;
-
-static int key_item(void *ud, const json_t *it) {
-  key_list_ctx *c = ud;
-  sq_sql_server_key k;
-  c->rc = sq_sql_server_key_parse(it, &k, c->err);
-  return c->rc ? 1 : c->fn(c->ud, &k);
+  return kind_parse(&SERVER_KEY, j, out, err);
 }
 
 sq_code sq_sql_server_key_list(sq_arm *a, const char *parent_id, sq_sql_server_key_fn fn, void *ud,
                                sq_err *err) {
-  char path[SQ_SQL_ID_MAX + 16];
-  if(snprintf(path, sizeof path, "%s/keys", parent_id) >= (int)sizeof path)
-    return sq_err_set(err, SQ_EINVAL, "parent id too long");
-  key_list_ctx c = {fn, ud, err, SQ_OK};
-  sq_code rc = sq_arm_list(a, path, API, NULL, "keys.list", key_item, &c, err);
-  return rc ? rc : c.rc;
+  return list_parsed(a, &SERVER_KEY, parent_id, "/keys", "keys.list", (sql_cb)fn, ud, err);
 }
 
 static sq_code key_path(const char *parent, const char *name, char *path, size_t len, sq_err *err) {
   if(!key_name_valid(name))
     return sq_err_set(err, SQ_EINVAL, "server key name \"%.200s\" is invalid", name ? name : "");
-  if(snprintf(path, len, "%s/keys/%s", parent, name) >= (int)len)
-    return sq_err_set(err, SQ_EINVAL, "parent id too long");
-  return SQ_OK;
+  char suffix[300]; /* "/keys/" + at most 255 bytes */
+  snprintf(suffix, sizeof suffix, "/keys/%s", name);
+  return child_path(parent, suffix, path, len, err);
 }
 
 sq_code sq_sql_server_key_get(sq_arm *a, const char *parent_id, const char *key_name,
                               sq_sql_server_key *out, sq_err *err) {
-  char path[SQ_SQL_ID_MAX + 300];
-  memset(out, 0, sizeof *out);
+  char path[PATH_LEN];
   sq_code rc = key_path(parent_id, key_name, path, sizeof path, err);
-  json_t *j = NULL;
-  if(!rc)
-    rc = sq_arm_get(a, path, API, NULL, &j, err);
-  if(!rc)
-    rc = sq_sql_server_key_parse(j, out, err);
-  json_decref(j);
-  return rc;
+  return rc ? kind_fail(&SERVER_KEY, out, rc) : get_parsed(a, &SERVER_KEY, path, NULL, out, err);
 }
 
 sq_code sq_sql_server_key_create(sq_arm *a, const char *parent_id, const char *key_uri,
                                  sq_sql_server_key *out, sq_err *err) {
-  char name[256], path[SQ_SQL_ID_MAX + 300];
-  memset(out, 0, sizeof *out);
+  char name[256], path[PATH_LEN];
   sq_code rc = sq_sql_server_key_name(key_uri, name, sizeof name, err);
   if(!rc)
     rc = key_path(parent_id, name, path, sizeof path, err);
   if(rc)
-    return rc;
-  json_t *res = NULL;
-  rc = put_parse(a, path,
-                 json_pack("{s:{s:s,s:s}}", "properties", "serverKeyType", "AzureKeyVault", "uri",
-                           key_uri),
-                 "keys.create", &res, err);
-  if(!rc)
-    rc = sq_sql_server_key_parse(res, out, err);
-  json_decref(res);
-  return rc;
+    return kind_fail(&SERVER_KEY, out, rc);
+  json_t *body = json_pack("{s:{s:s,s:s}}", "properties", "serverKeyType", "AzureKeyVault", "uri",
+                           key_uri);
+  return send_parsed(a, &SERVER_KEY, "PUT", path, body, "keys.create", 1, out, err);
 }
 
 sq_code sq_sql_server_key_delete(sq_arm *a, const char *parent_id, const char *key_name,
                                  sq_err *err) {
-  char path[SQ_SQL_ID_MAX + 300];
+  char path[PATH_LEN];
   sq_code rc = key_path(parent_id, key_name, path, sizeof path, err);
   return rc ? rc : do_delete(a, path, "keys.delete", err);
 }
 
-sq_code sq_sql_protector_parse(const json_t *j, sq_sql_protector *out, sq_err *err) {
-  static const char *what = "encryption protector";
-  memset(out, 0, sizeof *out);
-  out->auto_rotation_enabled = -1;
-  sq_code rc;
-  if((rc = require_id(j, out->id, sizeof out->id, what, err)))
-    return rc;
-  STR(j, "kind", out->kind, what);
-  const json_t *p = json_object_get(j, "properties");
-  if(p && !json_is_object(p))
-    return sq_err_set(err, SQ_EPARSE, "%s: properties is not an object", what);
-  if(!p)
-    return SQ_OK;
-  STR(p, "serverKeyName", out->server_key_name, what);
-  STR(p, "serverKeyType", out->server_key_type, what);
-  STR(p, "uri", out->uri, what);
-  STR(p, "thumbprint", out->thumbprint, what);
-  STR(p, "keyVersion", out->key_version, what);
-  out->auto_rotation_enabled = tri_bool(p, "autoRotationEnabled");
-  return SQ_OK;
-}
+/* ---- encryption protector ---- */
 
-static sq_code protector_path(const char *parent, char *path, size_t len, sq_err *err) {
-  if(snprintf(path, len, "%s/encryptionProtector/current", parent ? parent : "") >= (int)len)
-    return sq_err_set(err, SQ_EINVAL, "parent id too long");
-  return SQ_OK;
+static const sql_field PROTECTOR_FIELDS[] = {
+    FID(sq_sql_protector),
+    FSTR(sq_sql_protector, "kind", kind),
+    FOBJ("properties"),
+    FSTR(sq_sql_protector, "properties.serverKeyName", server_key_name),
+    FSTR(sq_sql_protector, "properties.serverKeyType", server_key_type),
+    FSTR(sq_sql_protector, "properties.uri", uri),
+    FSTR(sq_sql_protector, "properties.thumbprint", thumbprint),
+    FSTR(sq_sql_protector, "properties.keyVersion", key_version),
+    FTRI(sq_sql_protector, "properties.autoRotationEnabled", auto_rotation_enabled),
+};
+
+static const sql_kind PROTECTOR = {"encryption protector", sizeof(sq_sql_protector),
+                                   PROTECTOR_FIELDS, COUNT(PROTECTOR_FIELDS), NULL, NULL, NULL};
+
+#define PROTECTOR_PATH "/encryptionProtector/current"
+
+sq_code sq_sql_protector_parse(const json_t *j, sq_sql_protector *out, sq_err *err) {
+  return kind_parse(&PROTECTOR, j, out, err);
 }
 
 sq_code sq_sql_protector_get(sq_arm *a, const char *parent_id, sq_sql_protector *out, sq_err *err) {
-  char path[SQ_SQL_ID_MAX + 64];
-  memset(out, 0, sizeof *out);
-  json_t *j = NULL;
-  sq_code rc = protector_path(parent_id, path, sizeof path, err);
-  if(!rc)
-    rc = sq_arm_get(a, path, API, NULL, &j, err);
-  if(!rc)
-    rc = sq_sql_protector_parse(j, out, err);
-  json_decref(j);
-  return rc;
+  char path[PATH_LEN];
+  sq_code rc = child_path(parent_id, PROTECTOR_PATH, path, sizeof path, err);
+  return rc ? kind_fail(&PROTECTOR, out, rc) : get_parsed(a, &PROTECTOR, path, NULL, out, err);
 }
 
 sq_code sq_sql_protector_set(sq_arm *a, const char *parent_id, const char *server_key_name,
                              int auto_rotation, sq_sql_protector *out, sq_err *err) {
-  char path[SQ_SQL_ID_MAX + 64];
-  memset(out, 0, sizeof *out);
+  char path[PATH_LEN];
   if(server_key_name && !key_name_valid(server_key_name))
-    return sq_err_set(err, SQ_EINVAL, "protector: invalid server key name");
-  sq_code rc = protector_path(parent_id, path, sizeof path, err);
+    return kind_fail(&PROTECTOR, out,
+                     sq_err_set(err, SQ_EINVAL, "protector: invalid server key name"));
+  sq_code rc = child_path(parent_id, PROTECTOR_PATH, path, sizeof path, err);
   if(rc)
-    return rc;
+    return kind_fail(&PROTECTOR, out, rc);
   json_t *p = json_pack("{s:s,s:s}", "serverKeyType", server_key_name ? "AzureKeyVault" : "ServiceManaged",
                         "serverKeyName", server_key_name ? server_key_name : "ServiceManaged");
   if(auto_rotation >= 0)
     json_object_set_new(p, "autoRotationEnabled", json_boolean(auto_rotation));
-  json_t *res = NULL;
-  rc = put_parse(a, path, json_pack("{s:o}", "properties", p), "encryptionProtector.set", &res, err);
-  if(!rc)
-    rc = sq_sql_protector_parse(res, out, err);
-  json_decref(res);
-  return rc;
+  return send_parsed(a, &PROTECTOR, "PUT", path, json_pack("{s:o}", "properties", p),
+                     "encryptionProtector.set", 1, out, err);
 }
 
 sq_code sq_sql_protector_revalidate(sq_arm *a, const char *parent_id, sq_err *err) {
-  return post_action(a, parent_id, "/encryptionProtector/current/revalidate",
-                     "encryptionProtector.revalidate", 1, err);
+  return post_action(a, parent_id, PROTECTOR_PATH "/revalidate", "encryptionProtector.revalidate",
+                     1, err);
 }
 
 /* ---- replication links ---- */
 
-sq_code sq_sql_repl_link_parse(const json_t *j, sq_sql_repl_link *out, sq_err *err) {
-  static const char *what = "replication link";
-  memset(out, 0, sizeof *out);
-  out->is_termination_allowed = -1;
-  sq_code rc;
-  if((rc = require_id(j, out->id, sizeof out->id, what, err)))
-    return rc;
-  STR(j, "name", out->name, what);
-  const json_t *p = json_object_get(j, "properties");
-  if(p && !json_is_object(p))
-    return sq_err_set(err, SQ_EPARSE, "%s: properties is not an object", what);
-  if(!p)
-    return SQ_OK;
-  STR(p, "partnerServer", out->partner_server, what);
-  STR(p, "partnerDatabase", out->partner_database, what);
-  STR(p, "partnerLocation", out->partner_location, what);
-  STR(p, "role", out->role, what);
-  STR(p, "partnerRole", out->partner_role, what);
-  STR(p, "replicationMode", out->replication_mode, what);
-  STR(p, "replicationState", out->replication_state, what);
-  STR(p, "linkType", out->link_type, what);
-  out->percent_complete = (int)sq_json_int(p, "percentComplete", 0);
-  out->is_termination_allowed = tri_bool(p, "isTerminationAllowed");
-  return date_at(p, "startTime", &out->start_time, what, err);
+static const sql_field REPL_FIELDS[] = {
+    FID(sq_sql_repl_link),
+    FSTR(sq_sql_repl_link, "name", name),
+    FOBJ("properties"),
+    FSTR(sq_sql_repl_link, "properties.partnerServer", partner_server),
+    FSTR(sq_sql_repl_link, "properties.partnerDatabase", partner_database),
+    FSTR(sq_sql_repl_link, "properties.partnerLocation", partner_location),
+    FSTR(sq_sql_repl_link, "properties.role", role),
+    FSTR(sq_sql_repl_link, "properties.partnerRole", partner_role),
+    FSTR(sq_sql_repl_link, "properties.replicationMode", replication_mode),
+    FSTR(sq_sql_repl_link, "properties.replicationState", replication_state),
+    FSTR(sq_sql_repl_link, "properties.linkType", link_type),
+    FINT(sq_sql_repl_link, "properties.percentComplete", percent_complete, 0),
+    FTRI(sq_sql_repl_link, "properties.isTerminationAllowed", is_termination_allowed),
+    FDATE(sq_sql_repl_link, "properties.startTime", start_time),
+};
+
+static int repl_call(sql_cb fn, void *ud, const void *item) {
+  return ((sq_sql_repl_fn)fn)(ud, item);
 }
 
-typedef struct repl_ctx {
-  sq_sql_repl_fn fn;
-  void *ud;
-  sq_err *err;
-  sq_code rc;
-} repl_ctx;
+static const sql_kind REPL_LINK = {"replication link", sizeof(sq_sql_repl_link), REPL_FIELDS,
+                                   COUNT(REPL_FIELDS), NULL, NULL, repl_call};
 
-static int repl_item(void *ud, const json_t *it) {
-  repl_ctx *c = ud;
-  sq_sql_repl_link l;
-  c->rc = sq_sql_repl_link_parse(it, &l, c->err);
-  return c->rc ? 1 : c->fn(c->ud, &l);
+sq_code sq_sql_repl_link_parse(const json_t *j, sq_sql_repl_link *out, sq_err *err) {
+  return kind_parse(&REPL_LINK, j, out, err);
 }
 
 sq_code sq_sql_repl_list(sq_arm *a, const char *parent_id, sq_sql_repl_fn fn, void *ud, sq_err *err) {
-  char path[SQ_SQL_ID_MAX + 32];
-  if(snprintf(path, sizeof path, "%s/replicationLinks", parent_id) >= (int)sizeof path)
-    return sq_err_set(err, SQ_EINVAL, "parent id too long");
-  repl_ctx c = {fn, ud, err, SQ_OK};
-  sq_code rc = sq_arm_list(a, path, API, NULL, "replicationLinks.list", repl_item, &c, err);
-  return rc ? rc : c.rc;
+  return list_parsed(a, &REPL_LINK, parent_id, "/replicationLinks", "replicationLinks.list",
+                     (sql_cb)fn, ud, err);
 }
 
 sq_code sq_sql_repl_get(sq_arm *a, const char *link_id, sq_sql_repl_link *out, sq_err *err) {
-  json_t *j = NULL;
-  memset(out, 0, sizeof *out);
-  sq_code rc = sq_arm_get(a, link_id, API, NULL, &j, err);
-  if(!rc)
-    rc = sq_sql_repl_link_parse(j, out, err);
-  json_decref(j);
-  return rc;
+  return get_parsed(a, &REPL_LINK, link_id, NULL, out, err);
 }
 
 sq_code sq_sql_repl_delete(sq_arm *a, const char *link_id, sq_err *err) {
@@ -915,34 +1012,30 @@ sq_code sq_sql_repl_failover(sq_arm *a, const char *link_id, int allow_data_loss
 
 /* ---- failover groups ---- */
 
-void sq_sql_fog_free(sq_sql_fog *f) {
-  if(!f)
-    return;
-  for(size_t i = 0; i < f->n_databases; i++)
-    free(f->databases[i]);
-  free(f->databases);
-  f->databases = NULL;
-  f->n_databases = 0;
-}
+static const sql_field FOG_FIELDS[] = {
+    FID(sq_sql_fog),
+    FSTR(sq_sql_fog, "name", name),
+    FSTR(sq_sql_fog, "location", location),
+    FOBJ("properties"),
+    FSTR(sq_sql_fog, "properties.readWriteEndpoint.failoverPolicy", failover_policy),
+    FINT(sq_sql_fog, "properties.readWriteEndpoint.failoverWithDataLossGracePeriodMinutes",
+         grace_minutes, -1),
+    FSTR(sq_sql_fog, "properties.readOnlyEndpoint.failoverPolicy", readonly_policy),
+    FSTR(sq_sql_fog, "properties.replicationRole", replication_role),
+    FSTR(sq_sql_fog, "properties.replicationState", replication_state),
+};
 
-static sq_code fog_parse(const json_t *j, sq_sql_fog *out, sq_err *err) {
-  static const char *what = "failover group";
-  sq_code rc;
-  if((rc = require_id(j, out->id, sizeof out->id, what, err)))
-    return rc;
-  STR(j, "name", out->name, what);
-  STR(j, "location", out->location, what);
-  const json_t *p = json_object_get(j, "properties");
-  if(p && !json_is_object(p))
-    return sq_err_set(err, SQ_EPARSE, "%s: properties is not an object", what);
-  if(!p)
-    return SQ_OK;
-  STR(p, "readWriteEndpoint.failoverPolicy", out->failover_policy, what);
-  out->grace_minutes = (int)sq_json_int(p, "readWriteEndpoint.failoverWithDataLossGracePeriodMinutes", -1);
-  STR(p, "readOnlyEndpoint.failoverPolicy", out->readonly_policy, what);
-  STR(p, "replicationRole", out->replication_role, what);
-  STR(p, "replicationState", out->replication_state, what);
-  const json_t *ps = json_object_get(p, "partnerServers");
+/* the header declares the partner element type inline, without a name */
+typedef __typeof__(((sq_sql_fog *)0)->partners[0]) fog_partner;
+
+static const sql_field PARTNER_FIELDS[] = {
+    FSTR(fog_partner, "id", id),
+    FSTR(fog_partner, "location", location),
+    FSTR(fog_partner, "replicationRole", role),
+};
+
+static sq_code fog_partners(const json_t *props, sq_sql_fog *out, const char *what, sq_err *err) {
+  const json_t *ps = json_object_get(props, "partnerServers");
   if(ps && !json_is_array(ps))
     return sq_err_set(err, SQ_EPARSE, "%s: partnerServers is not an array", what);
   size_t i;
@@ -950,12 +1043,17 @@ static sq_code fog_parse(const json_t *j, sq_sql_fog *out, sq_err *err) {
   json_array_foreach(ps, i, it) {
     if(out->n_partners >= SQ_SQL_MAX_PARTNERS)
       return sq_err_set(err, SQ_ETOOBIG, "%s: too many partner servers", what);
-    STR(it, "id", out->partners[out->n_partners].id, what);
-    STR(it, "location", out->partners[out->n_partners].location, what);
-    STR(it, "replicationRole", out->partners[out->n_partners].role, what);
+    sq_code rc = apply_fields(it, PARTNER_FIELDS, COUNT(PARTNER_FIELDS),
+                              &out->partners[out->n_partners], what, err);
+    if(rc)
+      return rc;
     out->n_partners++;
   }
-  const json_t *dbs = json_object_get(p, "databases");
+  return SQ_OK;
+}
+
+static sq_code fog_databases(const json_t *props, sq_sql_fog *out, const char *what, sq_err *err) {
+  const json_t *dbs = json_object_get(props, "databases");
   if(dbs && !json_is_array(dbs))
     return sq_err_set(err, SQ_EPARSE, "%s: databases is not an array", what);
   size_t n = json_array_size(dbs);
@@ -963,6 +1061,8 @@ static sq_code fog_parse(const json_t *j, sq_sql_fog *out, sq_err *err) {
     return sq_err_set(err, SQ_ETOOBIG, "%s: too many databases", what);
   if(n && !(out->databases = calloc(n, sizeof *out->databases)))
     return sq_err_set(err, SQ_ENOMEM, "out of memory");
+  size_t i;
+  json_t *it;
   json_array_foreach(dbs, i, it) {
     if(!json_is_string(it) || json_string_length(it) >= SQ_SQL_ID_MAX)
       return sq_err_set(err, SQ_EPARSE, "%s: databases[%zu] is not an id", what, i);
@@ -973,13 +1073,33 @@ static sq_code fog_parse(const json_t *j, sq_sql_fog *out, sq_err *err) {
   return SQ_OK;
 }
 
+static sq_code fog_extra(const json_t *j, void *out, const char *what, sq_err *err) {
+  const json_t *props = json_object_get(j, "properties");
+  sq_code rc = fog_partners(props, out, what, err);
+  return rc ? rc : fog_databases(props, out, what, err);
+}
+
+void sq_sql_fog_free(sq_sql_fog *f) {
+  if(!f)
+    return;
+  for(size_t i = 0; i < f->n_databases; i++)
+    free(f->databases[i]);
+  free(f->databases);
+  f->databases = NULL;
+  f->n_databases = 0;
+}
+
+static void fog_release(void *f) { sq_sql_fog_free(f); }
+
+static int fog_call(sql_cb fn, void *ud, const void *item) {
+  return ((sq_sql_fog_fn)fn)(ud, item);
+}
+
+static const sql_kind FOG = {"failover group", sizeof(sq_sql_fog), FOG_FIELDS, COUNT(FOG_FIELDS),
+                             fog_extra,        fog_release,        fog_call};
+
 sq_code sq_sql_fog_parse(const json_t *j, sq_sql_fog *out, sq_err *err) {
-  memset(out, 0, sizeof *out);
-  out->grace_minutes = -1;
-  sq_code rc = fog_parse(j, out, err);
-  if(rc)
-    sq_sql_fog_free(out);
-  return rc;
+  return kind_parse(&FOG, j, out, err);
 }
 
 static json_t *id_array(const char *const *ids, int as_objects) {
@@ -1011,65 +1131,27 @@ sq_code sq_sql_fog_body(const sq_sql_fog_spec *s, json_t **out, sq_err *err) {
 }
 
 sq_code sq_sql_fog_get(sq_arm *a, const char *fog_id, sq_sql_fog *out, sq_err *err) {
-  json_t *j = NULL;
-  memset(out, 0, sizeof *out);
-  sq_code rc = sq_arm_get(a, fog_id, API, NULL, &j, err);
-  if(!rc)
-    rc = sq_sql_fog_parse(j, out, err);
-  json_decref(j);
-  return rc;
-}
-
-typedef struct fog_ctx {
-  sq_sql_fog_fn fn;
-  void *ud;
-  sq_err *err;
-  sq_code rc;
-} fog_ctx;
-
-static int fog_item(void *ud, const json_t *it) {
-  fog_ctx *c = ud;
-  sq_sql_fog f;
-  c->rc = sq_sql_fog_parse(it, &f, c->err);
-  if(c->rc)
-    return 1;
-  int stop = c->fn(c->ud, &f);
-  sq_sql_fog_free(&f);
-  return stop;
+  return get_parsed(a, &FOG, fog_id, NULL, out, err);
 }
 
 sq_code sq_sql_fog_list(sq_arm *a, const char *server_id, sq_sql_fog_fn fn, void *ud, sq_err *err) {
-  char path[SQ_SQL_ID_MAX + 32];
-  if(snprintf(path, sizeof path, "%s/failoverGroups", server_id) >= (int)sizeof path)
-    return sq_err_set(err, SQ_EINVAL, "server id too long");
-  fog_ctx c = {fn, ud, err, SQ_OK};
-  sq_code rc = sq_arm_list(a, path, API, NULL, "failoverGroups.list", fog_item, &c, err);
-  return rc ? rc : c.rc;
+  return list_parsed(a, &FOG, server_id, "/failoverGroups", "failoverGroups.list", (sql_cb)fn, ud,
+                     err);
 }
 
 sq_code sq_sql_fog_put(sq_arm *a, const char *fog_id, const sq_sql_fog_spec *s, sq_sql_fog *out,
                        sq_err *err) {
-  json_t *body = NULL, *res = NULL;
-  memset(out, 0, sizeof *out);
+  json_t *body = NULL;
   sq_code rc = sq_sql_fog_body(s, &body, err);
-  if(!rc)
-    rc = put_parse(a, fog_id, body, "failoverGroups.put", &res, err);
-  if(!rc)
-    rc = sq_sql_fog_parse(res, out, err);
-  json_decref(res);
-  return rc;
+  if(rc)
+    return kind_fail(&FOG, out, rc);
+  return send_parsed(a, &FOG, "PUT", fog_id, body, "failoverGroups.put", 1, out, err);
 }
 
 sq_code sq_sql_fog_set_databases(sq_arm *a, const char *fog_id, const char *const *database_ids,
                                  sq_sql_fog *out, sq_err *err) {
-  memset(out, 0, sizeof *out);
   json_t *body = json_pack("{s:{s:o}}", "properties", "databases", id_array(database_ids, 0));
-  json_t *res = NULL;
-  sq_code rc = send_json(a, "PATCH", fog_id, body, "failoverGroups.patch", 0, &res, err);
-  if(!rc && res)
-    rc = sq_sql_fog_parse(res, out, err);
-  json_decref(res);
-  return rc;
+  return send_parsed(a, &FOG, "PATCH", fog_id, body, "failoverGroups.patch", 0, out, err);
 }
 
 sq_code sq_sql_fog_delete(sq_arm *a, const char *fog_id, sq_err *err) {
@@ -1083,120 +1165,75 @@ sq_code sq_sql_fog_failover(sq_arm *a, const char *fog_id, int allow_data_loss, 
 
 /* ---- restorable dropped databases ---- */
 
-void sq_sql_dropped_db_free(sq_sql_dropped_db *d) {
-  if(!d)
-    return;
-  free(d->keys);
-  d->keys = NULL;
-  d->n_keys = 0;
+static const sql_field DROPPED_FIELDS[] = {
+    FID(sq_sql_dropped_db),
+    FSTR(sq_sql_dropped_db, "name", name),
+    FOBJ("properties"),
+    FSTR(sq_sql_dropped_db, "properties.databaseName", database_name),
+    FDATE(sq_sql_dropped_db, "properties.creationDate", creation_date),
+    FDATE(sq_sql_dropped_db, "properties.deletionDate", deletion_date),
+    FDATE(sq_sql_dropped_db, "properties.earliestRestoreDate", earliest_restore_date),
+};
+
+static sq_code dropped_extra(const json_t *j, void *out, const char *what, sq_err *err) {
+  sq_sql_dropped_db *d = out;
+  return parse_keys(json_object_get(j, "properties"), &d->keys, &d->n_keys, NULL, what, err);
 }
 
-static sq_code dropped_parse(const json_t *j, sq_sql_dropped_db *out, sq_err *err) {
-  static const char *what = "restorable dropped database";
-  sq_code rc;
-  if((rc = require_id(j, out->id, sizeof out->id, what, err)))
-    return rc;
-  STR(j, "name", out->name, what);
-  const json_t *p = json_object_get(j, "properties");
-  if(p && !json_is_object(p))
-    return sq_err_set(err, SQ_EPARSE, "%s: properties is not an object", what);
-  if(!p)
-    return SQ_OK;
-  STR(p, "databaseName", out->database_name, what);
-  if((rc = date_at(p, "creationDate", &out->creation_date, what, err)) ||
-     (rc = date_at(p, "deletionDate", &out->deletion_date, what, err)) ||
-     (rc = date_at(p, "earliestRestoreDate", &out->earliest_restore_date, what, err)))
-    return rc;
-  return parse_keys(p, &out->keys, &out->n_keys, NULL, what, err);
+void sq_sql_dropped_db_free(sq_sql_dropped_db *d) {
+  if(d)
+    free_keys(&d->keys, &d->n_keys);
 }
+
+static void dropped_release(void *d) { sq_sql_dropped_db_free(d); }
+
+static int dropped_call(sql_cb fn, void *ud, const void *item) {
+  return ((sq_sql_dropped_fn)fn)(ud, item);
+}
+
+static const sql_kind DROPPED = {"restorable dropped database", sizeof(sq_sql_dropped_db),
+                                 DROPPED_FIELDS, COUNT(DROPPED_FIELDS), dropped_extra,
+                                 dropped_release, dropped_call};
 
 sq_code sq_sql_dropped_db_parse(const json_t *j, sq_sql_dropped_db *out, sq_err *err) {
-  memset(out, 0, sizeof *out);
-  sq_code rc = dropped_parse(j, out, err);
-  if(rc)
-    sq_sql_dropped_db_free(out);
-  return rc;
-}
-
-typedef struct dropped_ctx {
-  sq_sql_dropped_fn fn;
-  void *ud;
-  sq_err *err;
-  sq_code rc;
-} dropped_ctx;
-
-static int dropped_item(void *ud, const json_t *it) {
-  dropped_ctx *c = ud;
-  sq_sql_dropped_db d;
-  c->rc = sq_sql_dropped_db_parse(it, &d, c->err);
-  if(c->rc)
-    return 1;
-  int stop = c->fn(c->ud, &d);
-  sq_sql_dropped_db_free(&d);
-  return stop;
+  return kind_parse(&DROPPED, j, out, err);
 }
 
 sq_code sq_sql_dropped_list(sq_arm *a, const char *server_id, sq_sql_dropped_fn fn, void *ud,
                             sq_err *err) {
-  char path[SQ_SQL_ID_MAX + 40];
-  if(snprintf(path, sizeof path, "%s/restorableDroppedDatabases", server_id) >= (int)sizeof path)
-    return sq_err_set(err, SQ_EINVAL, "server id too long");
-  dropped_ctx c = {fn, ud, err, SQ_OK};
-  sq_code rc = sq_arm_list(a, path, API, NULL, "restorableDroppedDatabases.list", dropped_item, &c, err);
-  return rc ? rc : c.rc;
+  return list_parsed(a, &DROPPED, server_id, "/restorableDroppedDatabases",
+                     "restorableDroppedDatabases.list", (sql_cb)fn, ud, err);
 }
 
 sq_code sq_sql_dropped_get(sq_arm *a, const char *dropped_id, sq_sql_keys_filter f, int64_t at,
                            sq_sql_dropped_db *out, sq_err *err) {
-  char q[256];
-  memset(out, 0, sizeof *out);
-  sq_code rc = sq_sql_expand_query(f, at, q, sizeof q, err);
-  json_t *j = NULL;
-  if(!rc)
-    rc = sq_arm_get(a, dropped_id, API, q[0] ? q : NULL, &j, err);
-  if(!rc)
-    rc = sq_sql_dropped_db_parse(j, out, err);
-  json_decref(j);
-  return rc;
+  return get_expanded(a, &DROPPED, dropped_id, f, at, out, err);
 }
 
 /* ---- long-term retention backups ---- */
 
-sq_code sq_sql_ltr_parse(const json_t *j, sq_sql_ltr_backup *out, sq_err *err) {
-  static const char *what = "long-term retention backup";
-  memset(out, 0, sizeof *out);
-  sq_code rc;
-  if((rc = require_id(j, out->id, sizeof out->id, what, err)))
-    return rc;
-  STR(j, "name", out->name, what);
-  const json_t *p = json_object_get(j, "properties");
-  if(p && !json_is_object(p))
-    return sq_err_set(err, SQ_EPARSE, "%s: properties is not an object", what);
-  if(!p)
-    return SQ_OK;
-  STR(p, "serverName", out->server_name, what);
-  STR(p, "databaseName", out->database_name, what);
-  STR(p, "backupStorageRedundancy", out->storage_redundancy, what);
-  if((rc = date_at(p, "serverCreateTime", &out->server_create_time, what, err)) ||
-     (rc = date_at(p, "databaseDeletionTime", &out->database_deletion_time, what, err)) ||
-     (rc = date_at(p, "backupTime", &out->backup_time, what, err)) ||
-     (rc = date_at(p, "backupExpirationTime", &out->backup_expiration_time, what, err)))
-    return rc;
-  return SQ_OK;
+static const sql_field LTR_FIELDS[] = {
+    FID(sq_sql_ltr_backup),
+    FSTR(sq_sql_ltr_backup, "name", name),
+    FOBJ("properties"),
+    FSTR(sq_sql_ltr_backup, "properties.serverName", server_name),
+    FSTR(sq_sql_ltr_backup, "properties.databaseName", database_name),
+    FSTR(sq_sql_ltr_backup, "properties.backupStorageRedundancy", storage_redundancy),
+    FDATE(sq_sql_ltr_backup, "properties.serverCreateTime", server_create_time),
+    FDATE(sq_sql_ltr_backup, "properties.databaseDeletionTime", database_deletion_time),
+    FDATE(sq_sql_ltr_backup, "properties.backupTime", backup_time),
+    FDATE(sq_sql_ltr_backup, "properties.backupExpirationTime", backup_expiration_time),
+};
+
+static int ltr_call(sql_cb fn, void *ud, const void *item) {
+  return ((sq_sql_ltr_fn)fn)(ud, item);
 }
 
-typedef struct ltr_ctx {
-  sq_sql_ltr_fn fn;
-  void *ud;
-  sq_err *err;
-  sq_code rc;
-} ltr_ctx;
+static const sql_kind LTR = {"long-term retention backup", sizeof(sq_sql_ltr_backup), LTR_FIELDS,
+                             COUNT(LTR_FIELDS), NULL, NULL, ltr_call};
 
-static int ltr_item(void *ud, const json_t *it) {
-  ltr_ctx *c = ud;
-  sq_sql_ltr_backup b;
-  c->rc = sq_sql_ltr_parse(it, &b, c->err);
-  return c->rc ? 1 : c->fn(c->ud, &b);
+sq_code sq_sql_ltr_parse(const json_t *j, sq_sql_ltr_backup *out, sq_err *err) {
+  return kind_parse(&LTR, j, out, err);
 }
 
 sq_code sq_sql_ltr_list(sq_arm *a, const char *sub, const char *rg, const char *location,
@@ -1230,8 +1267,7 @@ sq_code sq_sql_ltr_list(sq_arm *a, const char *sub, const char *rg, const char *
     sq_buf_free(&b);
     return sq_err_set(err, SQ_EINVAL, "LTR path: empty or invalid name");
   }
-  ltr_ctx c = {fn, ud, err, SQ_OK};
-  rc = sq_arm_list(a, b.ptr, API, NULL, "longTermRetentionBackups.list", ltr_item, &c, err);
+  rc = list_parsed(a, &LTR, b.ptr, "", "longTermRetentionBackups.list", (sql_cb)fn, ud, err);
   sq_buf_free(&b);
-  return rc ? rc : c.rc;
+  return rc;
 }

@@ -1,7 +1,10 @@
 /* Unit tests for azure/arm.h pure parts: the client-side token bucket driven
- * by a fake clock, operation classes, ids, LRO header decisions and the
- * mapping of terminal operation errors. */
+ * by a fake clock, operation classes, ids, LRO header decisions, the
+ * mapping of terminal operation errors, and the list pager ARM and Key Vault
+ * share (against a fake service). */
 #include "sqltde/azure/arm.h"
+#include "sqltde/azure/pager.h"
+#include "sqltde/jsonx.h"
 #include "sqltde/http.h"
 #include "test.h"
 
@@ -173,6 +176,152 @@ TEST(lro_header_decisions) {
   big[sizeof big - 1] = '\0';
   ASSERT_EQ(sq_arm_lro_from_response("PUT", path, "2025-01-01", arm, 202, big, "", 0, &l, &e), -1);
   ASSERT_STR_CONTAINS(e.message, "too long");
+}
+
+/* ---- the shared pager (azure/pager.h), driven by a fake service ---- */
+
+#define ORIGIN "https://management.localhost:8443"
+
+typedef struct fake_page {
+  const char *url;
+  long status;
+  const char *body;
+} fake_page;
+
+typedef struct fake_service {
+  const fake_page *pages;
+  size_t n_pages;
+  int sends;
+} fake_service;
+
+static sq_code fake_send(void *ud, const char *url, sq_http_resp *resp, sq_err *err) {
+  fake_service *f = ud;
+  (void)err;
+  f->sends++;
+  for(size_t i = 0; i < f->n_pages; i++) {
+    if(!strcmp(f->pages[i].url, url)) {
+      resp->status = f->pages[i].status;
+      snprintf(resp->content_type, sizeof resp->content_type, "application/json");
+      return sq_buf_adds(&resp->body, f->pages[i].body);
+    }
+  }
+  resp->status = 404;
+  return SQ_OK;
+}
+
+typedef struct collected {
+  char names[16][16];
+  int n, stop_after;
+} collected;
+
+static int collect(void *ud, const json_t *item) {
+  collected *c = ud;
+  if(c->n < 16)
+    snprintf(c->names[c->n], sizeof c->names[c->n], "%s", sq_json_str(item, "name") ? sq_json_str(item, "name") : "?");
+  c->n++;
+  return c->stop_after && c->n >= c->stop_after;
+}
+
+static sq_code run_pager(const fake_page *pages, size_t n, int max_pages, size_t max_items,
+                         fake_service *f, collected *c, sq_err *e) {
+  f->pages = pages;
+  f->n_pages = n;
+  f->sends = 0;
+  sq_azure_pager p = {.what = "list things", .origin = ORIGIN, .origin_name = "the test origin",
+                      .max_pages = max_pages, .max_items = max_items, .max_url = 256,
+                      .send = fake_send, .send_ud = f, .item = collect, .item_ud = c};
+  sq_err_clear(e);
+  return sq_azure_list_pages(&p, ORIGIN "/things?p=1", e);
+}
+
+TEST(pager_follows_next_links_in_order) {
+  const fake_page pages[] = {
+      {ORIGIN "/things?p=1", 200,
+       "{\"value\":[{\"name\":\"a\"},{\"name\":\"b\"}],\"nextLink\":\"" ORIGIN "/things?p=2\"}"},
+      {ORIGIN "/things?p=2", 200, "{\"value\":[],\"nextLink\":\"" ORIGIN "/things?p=3\"}"},
+      {ORIGIN "/things?p=3", 200, "{\"value\":[{\"name\":\"c\"}],\"nextLink\":\"\"}"},
+  };
+  fake_service f;
+  collected c = {0};
+  sq_err e;
+  ASSERT_OK(run_pager(pages, 3, 10, 0, &f, &c, &e));
+  ASSERT_EQ(f.sends, 3);
+  ASSERT_EQ(c.n, 3);
+  ASSERT_STR_EQ(c.names[0], "a");
+  ASSERT_STR_EQ(c.names[2], "c");
+
+  /* the callback's stop ends the listing without fetching more pages */
+  collected stop = {.stop_after = 2};
+  ASSERT_OK(run_pager(pages, 3, 10, 0, &f, &stop, &e));
+  ASSERT_EQ(f.sends, 1);
+  ASSERT_EQ(stop.n, 2);
+}
+
+TEST(pager_refuses_bad_next_links) {
+  struct {
+    fake_page pages[2];
+    sq_code code;
+    const char *msg;
+  } cases[] = {
+      /* the token would go elsewhere */
+      {{{ORIGIN "/things?p=1", 200, "{\"value\":[],\"nextLink\":\"https://evil.example.com/x\"}"}},
+       SQ_EPARSE, "not on the test origin"},
+      {{{ORIGIN "/things?p=1", 200, "{\"value\":[],\"nextLink\":\"http://management.localhost:8443/x\"}"}},
+       SQ_EPARSE, "not on the test origin"},
+      /* A -> A and A -> B -> A would loop forever */
+      {{{ORIGIN "/things?p=1", 200, "{\"value\":[],\"nextLink\":\"" ORIGIN "/things?p=1\"}"}},
+       SQ_EPARSE, "repeats"},
+      {{{ORIGIN "/things?p=1", 200, "{\"value\":[],\"nextLink\":\"" ORIGIN "/things?p=2\"}"},
+        {ORIGIN "/things?p=2", 200, "{\"value\":[],\"nextLink\":\"" ORIGIN "/things?p=1\"}"}},
+       SQ_EPARSE, "repeats"},
+      /* over max_url (256) */
+      {{{ORIGIN "/things?p=1", 200,
+         "{\"value\":[],\"nextLink\":\"" ORIGIN "/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}"}},
+       SQ_ETOOBIG, "nextLink too long"},
+      /* pages that are not list pages */
+      {{{ORIGIN "/things?p=1", 200, "{\"values\":[]}"}}, SQ_EPARSE, "\"value\" array"},
+      {{{ORIGIN "/things?p=1", 200, "[1,2]"}}, SQ_EPARSE, "list things"},
+      {{{ORIGIN "/things?p=1", 403,
+         "{\"error\":{\"code\":\"AuthorizationFailed\",\"message\":\"no\"}}"}},
+       SQ_EFORBIDDEN, "list things"},
+      /* a nextLink to a page that fails: the error of that page */
+      {{{ORIGIN "/things?p=1", 200, "{\"value\":[{\"name\":\"a\"}],\"nextLink\":\"" ORIGIN "/gone\"}"}},
+       SQ_ENOTFOUND, "list things"},
+  };
+  for(size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    fake_service f;
+    collected c = {0};
+    sq_err e;
+    size_t n = cases[i].pages[1].url ? 2 : 1;
+    ASSERT_EQ(run_pager(cases[i].pages, n, 10, 0, &f, &c, &e), cases[i].code);
+    ASSERT_EQ(e.code, cases[i].code);
+    ASSERT_STR_CONTAINS(e.message, cases[i].msg);
+  }
+}
+
+TEST(pager_bounds_pages_and_items) {
+  /* an endless chain of distinct links stops at max_pages */
+  const fake_page chain[] = {
+      {ORIGIN "/things?p=1", 200, "{\"value\":[{\"name\":\"a\"}],\"nextLink\":\"" ORIGIN "/things?p=2\"}"},
+      {ORIGIN "/things?p=2", 200, "{\"value\":[{\"name\":\"b\"}],\"nextLink\":\"" ORIGIN "/things?p=3\"}"},
+      {ORIGIN "/things?p=3", 200, "{\"value\":[{\"name\":\"c\"}],\"nextLink\":\"" ORIGIN "/things?p=4\"}"},
+  };
+  fake_service f;
+  collected c = {0};
+  sq_err e;
+  ASSERT_EQ(run_pager(chain, 3, 2, 0, &f, &c, &e), SQ_ETOOBIG);
+  ASSERT_STR_CONTAINS(e.message, "more than 2 pages");
+  ASSERT_EQ(f.sends, 2);
+  /* items are counted across pages; 0 = no bound */
+  collected d = {0};
+  ASSERT_EQ(run_pager(chain, 3, 10, 2, &f, &d, &e), SQ_ETOOBIG);
+  ASSERT_STR_CONTAINS(e.message, "more than 2 items");
+  ASSERT_EQ(d.n, 2);
+  collected all = {0};
+  ASSERT_EQ(run_pager(chain, 3, 10, 0, &f, &all, &e), SQ_ENOTFOUND); /* p=4 does not exist */
+  ASSERT_EQ(all.n, 3);
 }
 
 TEST_MAIN()

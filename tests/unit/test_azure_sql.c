@@ -408,4 +408,220 @@ TEST(geo_and_backup_parse) {
   json_decref(ltr);
 }
 
+/* ---- every resource parser shares one shape: the checks below run on all ---- */
+
+typedef enum res_kind { R_DB, R_SERVER, R_KEY, R_PROT, R_REPL, R_FOG, R_DROPPED, R_LTR, R_COUNT } res_kind;
+
+static const char *const res_what[R_COUNT] = {
+    "database", "server", "server key", "encryption protector", "replication link",
+    "failover group", "restorable dropped database", "long-term retention backup"};
+
+/* Parses j as kind k, releases what it owns, and returns the code. */
+static sq_code parse_as(res_kind k, const json_t *j, sq_err *e) {
+  sq_code rc = SQ_EINVAL;
+  switch(k) {
+  case R_DB: {
+    sq_sql_database d;
+    rc = sq_sql_db_parse(j, &d, e);
+    sq_sql_database_free(&d);
+    break;
+  }
+  case R_SERVER: {
+    sq_sql_server v;
+    rc = sq_sql_server_parse(j, &v, e);
+    break;
+  }
+  case R_KEY: {
+    sq_sql_server_key v;
+    rc = sq_sql_server_key_parse(j, &v, e);
+    break;
+  }
+  case R_PROT: {
+    sq_sql_protector v;
+    rc = sq_sql_protector_parse(j, &v, e);
+    break;
+  }
+  case R_REPL: {
+    sq_sql_repl_link v;
+    rc = sq_sql_repl_link_parse(j, &v, e);
+    break;
+  }
+  case R_FOG: {
+    sq_sql_fog v;
+    rc = sq_sql_fog_parse(j, &v, e);
+    sq_sql_fog_free(&v);
+    break;
+  }
+  case R_DROPPED: {
+    sq_sql_dropped_db v;
+    rc = sq_sql_dropped_db_parse(j, &v, e);
+    sq_sql_dropped_db_free(&v);
+    break;
+  }
+  case R_LTR: {
+    sq_sql_ltr_backup v;
+    rc = sq_sql_ltr_parse(j, &v, e);
+    break;
+  }
+  default:
+    break;
+  }
+  return rc;
+}
+
+TEST(all_parsers_share_the_basic_checks) {
+  struct {
+    const char *json;
+    sq_code code;
+    const char *msg; /* after "<what>: " */
+  } common[] = {
+      {"[]", SQ_EPARSE, "not a JSON object"},
+      {"{\"name\":\"x\"}", SQ_EPARSE, "no id"},
+      {"{\"id\":\"\"}", SQ_EPARSE, "no id"},
+      {"{\"id\":[]}", SQ_EPARSE, "field id is not a string"},
+      {"{\"id\":\"/x\",\"properties\":[]}", SQ_EPARSE, "properties is not an object"},
+      {"{\"id\":\"/x\",\"properties\":null}", SQ_EPARSE, "properties is not an object"},
+      {"{\"id\":\"/x\"}", SQ_OK, ""},
+      {"{\"id\":\"/x\",\"properties\":{},\"someFutureField\":1}", SQ_OK, ""},
+  };
+  for(int k = 0; k < R_COUNT; k++) {
+    for(size_t i = 0; i < sizeof common / sizeof *common; i++) {
+      json_t *j = J(common[i].json);
+      ASSERT_NOT_NULL(j);
+      sq_err e;
+      sq_err_clear(&e);
+      if(parse_as((res_kind)k, j, &e) != common[i].code)
+        fprintf(stderr, "kind %s, input %s: %s\n", res_what[k], common[i].json, e.message);
+      ASSERT_EQ(e.code, common[i].code);
+      if(common[i].code) {
+        char want[128];
+        snprintf(want, sizeof want, "%s: %s", res_what[k], common[i].msg);
+        ASSERT_STR_CONTAINS(e.message, want);
+      }
+      json_decref(j);
+    }
+  }
+}
+
+TEST(parser_errors_name_the_field) {
+  char longv[SQ_SQL_URI_MAX + 10];
+  memset(longv, 'a', sizeof longv);
+  longv[sizeof longv - 1] = '\0';
+  char longkey[SQ_SQL_URI_MAX + 64];
+  snprintf(longkey, sizeof longkey, "{\"id\":\"/s\",\"properties\":{\"keyId\":\"%s\"}}", longv);
+  struct {
+    res_kind kind;
+    const char *json;
+    sq_code code;
+    const char *msg;
+  } cases[] = {
+      {R_KEY, "{\"id\":\"/k\",\"properties\":{\"uri\":7}}", SQ_EPARSE, "properties.uri"},
+      {R_KEY, "{\"id\":\"/k\",\"properties\":{\"creationDate\":\"soon\"}}", SQ_EPARSE,
+       "properties.creationDate"},
+      {R_PROT, "{\"id\":\"/p\",\"properties\":{\"serverKeyName\":[]}}", SQ_EPARSE, "serverKeyName"},
+      {R_PROT, "{\"id\":\"/p\",\"kind\":false}", SQ_EPARSE, "field kind"},
+      {R_REPL, "{\"id\":\"/l\",\"properties\":{\"startTime\":\"x\"}}", SQ_EPARSE, "startTime"},
+      {R_REPL, "{\"id\":\"/l\",\"properties\":{\"role\":1}}", SQ_EPARSE, "role"},
+      {R_FOG, "{\"id\":\"/f\",\"properties\":{\"partnerServers\":{}}}", SQ_EPARSE, "partnerServers"},
+      {R_FOG, "{\"id\":\"/f\",\"properties\":{\"partnerServers\":[{\"id\":5}]}}", SQ_EPARSE, "field id"},
+      {R_FOG, "{\"id\":\"/f\",\"properties\":{\"readWriteEndpoint\":{\"failoverPolicy\":1}}}", SQ_EPARSE,
+       "readWriteEndpoint.failoverPolicy"},
+      {R_FOG, "{\"id\":\"/f\",\"properties\":{\"databases\":{}}}", SQ_EPARSE, "databases"},
+      {R_DROPPED, "{\"id\":\"/d\",\"properties\":{\"deletionDate\":5}}", SQ_EPARSE, "deletionDate"},
+      {R_DROPPED, "{\"id\":\"/d\",\"properties\":{\"keys\":{\"u\":{\"keyVersion\":1}}}}", SQ_EPARSE,
+       "keyVersion"},
+      {R_LTR, "{\"id\":\"/b\",\"properties\":{\"backupTime\":\"nope\"}}", SQ_EPARSE, "backupTime"},
+      {R_LTR, "{\"id\":\"/b\",\"name\":{}}", SQ_EPARSE, "field name"},
+      {R_SERVER, longkey, SQ_ETOOBIG, "properties.keyId"},
+      {R_SERVER, "{\"id\":\"/s\",\"identity\":{\"userAssignedIdentities\":{\"/u\":{\"clientId\":5}}}}",
+       SQ_EPARSE, "clientId"},
+      {R_SERVER, "{\"id\":\"/s\",\"identity\":{\"type\":5}}", SQ_EPARSE, "type"},
+      {R_DB, "{\"id\":\"/d\",\"sku\":{\"tier\":3}}", SQ_EPARSE, "sku.tier"},
+      {R_DB, "{\"id\":\"/d\",\"properties\":{\"keys\":{\"u\":{\"thumbprint\":5}}}}", SQ_EPARSE,
+       "thumbprint"},
+      {R_DB, "{\"id\":\"/d\",\"properties\":{\"earliestRestoreDate\":\"x\"}}", SQ_EPARSE,
+       "earliestRestoreDate"},
+  };
+  for(size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    json_t *j = J(cases[i].json);
+    ASSERT_NOT_NULL(j);
+    sq_err e;
+    sq_err_clear(&e);
+    ASSERT_EQ(parse_as(cases[i].kind, j, &e), cases[i].code);
+    ASSERT_STR_CONTAINS(e.message, res_what[cases[i].kind]);
+    ASSERT_STR_CONTAINS(e.message, cases[i].msg);
+    json_decref(j);
+  }
+  /* bounds on nested lists */
+  json_t *ps = json_array();
+  for(int i = 0; i < SQ_SQL_MAX_PARTNERS + 1; i++)
+    json_array_append_new(ps, json_pack("{s:s}", "id", "/s/servers/b"));
+  json_t *f = json_pack("{s:s,s:{s:o}}", "id", "/f", "properties", "partnerServers", ps);
+  sq_err e;
+  ASSERT_EQ(parse_as(R_FOG, f, &e), SQ_ETOOBIG);
+  ASSERT_STR_CONTAINS(e.message, "partner servers");
+  json_decref(f);
+}
+
+TEST(parsers_reset_output_and_fill_absent_values) {
+  /* whatever was in the struct before, absent values come back as documented */
+  json_t *bare = J("{\"id\":\"/x\"}");
+  sq_err e;
+  sq_sql_server_key k;
+  memset(&k, 0x55, sizeof k);
+  ASSERT_OK(sq_sql_server_key_parse(bare, &k, &e));
+  ASSERT_STR_EQ(k.id, "/x");
+  ASSERT_STR_EQ(k.uri, "");
+  ASSERT_EQ(k.auto_rotation_enabled, -1);
+  ASSERT_EQ(k.creation_date, 0);
+  sq_sql_protector p;
+  memset(&p, 0x55, sizeof p);
+  ASSERT_OK(sq_sql_protector_parse(bare, &p, &e));
+  ASSERT_EQ(p.auto_rotation_enabled, -1);
+  ASSERT_STR_EQ(p.server_key_name, "");
+  sq_sql_repl_link l;
+  memset(&l, 0x55, sizeof l);
+  ASSERT_OK(sq_sql_repl_link_parse(bare, &l, &e));
+  ASSERT_EQ(l.percent_complete, 0);
+  ASSERT_EQ(l.is_termination_allowed, -1);
+  ASSERT_EQ(l.start_time, 0);
+  sq_sql_fog f;
+  memset(&f, 0x55, sizeof f);
+  ASSERT_OK(sq_sql_fog_parse(bare, &f, &e));
+  ASSERT_EQ(f.grace_minutes, -1);
+  ASSERT_EQ(f.n_partners, 0);
+  ASSERT_EQ(f.n_databases, 0);
+  ASSERT_NULL(f.databases);
+  sq_sql_database d;
+  memset(&d, 0x55, sizeof d);
+  ASSERT_OK(sq_sql_db_parse(bare, &d, &e));
+  ASSERT_EQ(d.auto_rotation, -1);
+  ASSERT_EQ(d.identity.n_umis, 0);
+  ASSERT_NULL(d.keys);
+  sq_sql_database_free(&d);
+  json_decref(bare);
+
+  /* values of the wrong JSON type for a tri-state or a count read as absent */
+  json_t *odd = J("{\"id\":\"/x\",\"properties\":{\"autoRotationEnabled\":\"yes\","
+                  "\"isTerminationAllowed\":1,\"percentComplete\":\"half\","
+                  "\"readWriteEndpoint\":{\"failoverWithDataLossGracePeriodMinutes\":\"60\"}}}");
+  ASSERT_OK(sq_sql_server_key_parse(odd, &k, &e));
+  ASSERT_EQ(k.auto_rotation_enabled, -1);
+  ASSERT_OK(sq_sql_repl_link_parse(odd, &l, &e));
+  ASSERT_EQ(l.is_termination_allowed, -1);
+  ASSERT_EQ(l.percent_complete, 0);
+  ASSERT_OK(sq_sql_fog_parse(odd, &f, &e));
+  ASSERT_EQ(f.grace_minutes, -1);
+  json_decref(odd);
+
+  /* a failed parse leaves the struct reset, owning nothing */
+  json_t *bad = J("{\"id\":\"/x\",\"properties\":{\"databases\":[\"/a\",\"/b\",7]}}");
+  memset(&f, 0x55, sizeof f);
+  ASSERT_EQ(sq_sql_fog_parse(bad, &f, &e), SQ_EPARSE);
+  ASSERT_STR_CONTAINS(e.message, "databases[2]");
+  ASSERT_NULL(f.databases);
+  ASSERT_EQ(f.n_databases, 0);
+  json_decref(bad);
+}
+
 TEST_MAIN()

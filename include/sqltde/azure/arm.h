@@ -168,7 +168,8 @@ sq_code sq_arm_post(sq_arm *a, const char *path, const char *api_version, const 
 typedef int (*sq_arm_item_fn)(void *ud, const json_t *item);
 
 /* GETs path and follows nextLink until the end (or max_list_items, which is
- * SQ_ETOOBIG). A nextLink that repeats or leaves the ARM origin is SQ_EPARSE. */
+ * SQ_ETOOBIG), with the rules of azure/pager.h: a nextLink that repeats or
+ * leaves the ARM origin is SQ_EPARSE, one over 8 KiB SQ_ETOOBIG. */
 sq_code sq_arm_list(sq_arm *a, const char *path, const char *api_version, const char *query,
                     const char *operation, sq_arm_item_fn fn, void *ud, sq_err *err);
 
