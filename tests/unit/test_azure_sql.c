@@ -418,53 +418,27 @@ static const char *const res_what[R_COUNT] = {
 
 /* Parses j as kind k, releases what it owns, and returns the code. */
 static sq_code parse_as(res_kind k, const json_t *j, sq_err *e) {
+  union {
+    sq_sql_database db;
+    sq_sql_server server;
+    sq_sql_server_key key;
+    sq_sql_protector prot;
+    sq_sql_repl_link repl;
+    sq_sql_fog fog;
+    sq_sql_dropped_db dropped;
+    sq_sql_ltr_backup ltr;
+  } u;
   sq_code rc = SQ_EINVAL;
   switch(k) {
-  case R_DB: {
-    sq_sql_database d;
-    rc = sq_sql_db_parse(j, &d, e);
-    sq_sql_database_free(&d);
-    break;
-  }
-  case R_SERVER: {
-    sq_sql_server v;
-    rc = sq_sql_server_parse(j, &v, e);
-    break;
-  }
-  case R_KEY: {
-    sq_sql_server_key v;
-    rc = sq_sql_server_key_parse(j, &v, e);
-    break;
-  }
-  case R_PROT: {
-    sq_sql_protector v;
-    rc = sq_sql_protector_parse(j, &v, e);
-    break;
-  }
-  case R_REPL: {
-    sq_sql_repl_link v;
-    rc = sq_sql_repl_link_parse(j, &v, e);
-    break;
-  }
-  case R_FOG: {
-    sq_sql_fog v;
-    rc = sq_sql_fog_parse(j, &v, e);
-    sq_sql_fog_free(&v);
-    break;
-  }
-  case R_DROPPED: {
-    sq_sql_dropped_db v;
-    rc = sq_sql_dropped_db_parse(j, &v, e);
-    sq_sql_dropped_db_free(&v);
-    break;
-  }
-  case R_LTR: {
-    sq_sql_ltr_backup v;
-    rc = sq_sql_ltr_parse(j, &v, e);
-    break;
-  }
-  default:
-    break;
+  case R_DB: rc = sq_sql_db_parse(j, &u.db, e); sq_sql_database_free(&u.db); break;
+  case R_SERVER: rc = sq_sql_server_parse(j, &u.server, e); break;
+  case R_KEY: rc = sq_sql_server_key_parse(j, &u.key, e); break;
+  case R_PROT: rc = sq_sql_protector_parse(j, &u.prot, e); break;
+  case R_REPL: rc = sq_sql_repl_link_parse(j, &u.repl, e); break;
+  case R_FOG: rc = sq_sql_fog_parse(j, &u.fog, e); sq_sql_fog_free(&u.fog); break;
+  case R_DROPPED: rc = sq_sql_dropped_db_parse(j, &u.dropped, e); sq_sql_dropped_db_free(&u.dropped); break;
+  case R_LTR: rc = sq_sql_ltr_parse(j, &u.ltr, e); break;
+  default: break;
   }
   return rc;
 }
