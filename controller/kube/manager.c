@@ -18,7 +18,6 @@
 #define MAX_CONTROLLERS 16
 #define MAX_WATCHES 8
 #define MAX_WORKERS 64
-#define MAP_MAX_KEYS 64
 
 typedef struct watch {
   struct sq_controller *ctrl;
@@ -61,6 +60,18 @@ struct sq_manager {
 
 /* ---- informer fan-out: every event becomes queue keys ------------------- */
 
+struct sq_map_out {
+  sq_wq *queue;
+};
+
+void sq_map_emit(sq_map_out *out, const char *ns, const char *name) {
+  if(!out || !name || !*name)
+    return;
+  char key[SQ_WQ_KEY_MAX];
+  snprintf(key, sizeof key, "%s/%s", ns ? ns : "", name);
+  sq_wq_add(out->queue, key);
+}
+
 static void enqueue_for(watch *w, const json_t *obj) {
   if(!w->fn) {
     char key[SQ_CACHE_KEY_MAX];
@@ -68,13 +79,8 @@ static void enqueue_for(watch *w, const json_t *obj) {
       sq_wq_add(w->ctrl->queue, key);
     return;
   }
-  char(*keys)[SQ_WQ_KEY_MAX] = malloc(sizeof(*keys) * MAP_MAX_KEYS);
-  if(!keys)
-    return;
-  size_t n = w->fn(w->ud, obj, keys, MAP_MAX_KEYS);
-  for(size_t i = 0; i < n && i < MAP_MAX_KEYS; i++)
-    sq_wq_add(w->ctrl->queue, keys[i]);
-  free(keys);
+  sq_map_out out = {w->ctrl->queue};
+  w->fn(w->ud, obj, &out);
 }
 
 static void on_add(void *ud, const json_t *obj) { enqueue_for(ud, obj); }

@@ -537,37 +537,30 @@ static sq_reconcile_result reconcile(void *ud, const sq_reconcile_req *req) {
 /* ---- watches ---------------------------------------------------------------- */
 
 /* A SqlDatabase / SqlServer changed: its identity may use other keys now. */
-static size_t map_user(void *ud, const json_t *o, char (*keys)[SQ_WQ_KEY_MAX], size_t max) {
+static void map_user(void *ud, const json_t *o, sq_map_out *out) {
   (void)ud;
-  const char *ns = sq_json_str(o, "metadata.namespace"), *id = sq_json_str(o, "spec.identity.name");
-  if(!id || !max)
-    return 0;
-  snprintf(keys[0], SQ_WQ_KEY_MAX, "%s/%s", ns ? ns : "", id);
-  return 1;
+  sq_map_emit(out, sq_json_str(o, "metadata.namespace"), sq_json_str(o, "spec.identity.name"));
 }
 
 /* A VaultKey changed (its vaults may have): the identities that check it. */
-static size_t map_vaultkey(void *ud, const json_t *vk, char (*keys)[SQ_WQ_KEY_MAX], size_t max) {
+static void map_vaultkey(void *ud, const json_t *vk, sq_map_out *out) {
   sq_op *op = ud;
   const char *ns = sq_json_str(vk, "metadata.namespace"), *name = sq_json_str(vk, "metadata.name");
   if(!name)
-    return 0;
+    return;
   json_t *mis = sq_kc_list(op, &SQ_GVR_MANAGEDIDENTITY, ns);
-  size_t n = 0, i, j;
+  size_t i, j;
   json_t *mi, *e;
   json_array_foreach(mis, i, mi) {
-    if(n >= max)
-      break;
     json_array_foreach(sq_json_path(mi, "status.keyAccess"), j, e) {
       const char *k = sq_json_str(e, "vaultKey");
       if(k && !strcmp(k, name)) {
-        snprintf(keys[n++], SQ_WQ_KEY_MAX, "%s/%s", ns ? ns : "", sq_json_str(mi, "metadata.name"));
+        sq_map_emit(out, ns, sq_json_str(mi, "metadata.name"));
         break;
       }
     }
   }
   json_decref(mis);
-  return n;
 }
 
 sq_code sq_identity_controller_register(sq_op *op, int workers, sq_err *err) {

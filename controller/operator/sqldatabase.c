@@ -160,18 +160,15 @@ static void record_failure(sq_status_draft *d, const sq_err *e, const char *serv
 }
 
 /* Cached list items carry no kind: each watch passes its own. */
-static size_t map_refs(sq_op *op, const char *kind, const json_t *obj, char (*keys)[SQ_WQ_KEY_MAX],
-                       size_t max) {
+static void map_refs(sq_op *op, const char *kind, const json_t *obj, sq_map_out *out) {
   const char *name = sq_json_str(obj, "metadata.name");
   const char *ns = sq_json_str(obj, "metadata.namespace");
   if(!kind || !name || !ns)
-    return 0;
+    return;
   json_t *all = sq_kc_list(op, &SQ_GVR_SQLDATABASE, ns);
-  size_t n = 0, i;
+  size_t i;
   const json_t *db;
   json_array_foreach(all, i, db) {
-    if(n >= max)
-      break;
     const json_t *spec = sq_json_path(db, "spec");
     int hit = 0;
     if(!strcmp(kind, "SqlServer"))
@@ -190,21 +187,14 @@ static size_t map_refs(sq_op *op, const char *kind, const json_t *obj, char (*ke
       }
     }
     if(hit)
-      snprintf(keys[n++], SQ_WQ_KEY_MAX, "%s/%s", ns, sq_json_str(db, "metadata.name"));
+      sq_map_emit(out, ns, sq_json_str(db, "metadata.name"));
   }
   json_decref(all);
-  return n;
 }
 
-static size_t map_server(void *ud, const json_t *obj, char (*keys)[SQ_WQ_KEY_MAX], size_t max) {
-  return map_refs(ud, "SqlServer", obj, keys, max);
-}
-static size_t map_identity(void *ud, const json_t *obj, char (*keys)[SQ_WQ_KEY_MAX], size_t max) {
-  return map_refs(ud, "ManagedIdentity", obj, keys, max);
-}
-static size_t map_vaultkey(void *ud, const json_t *obj, char (*keys)[SQ_WQ_KEY_MAX], size_t max) {
-  return map_refs(ud, "VaultKey", obj, keys, max);
-}
+static void map_server(void *ud, const json_t *obj, sq_map_out *out) { map_refs(ud, "SqlServer", obj, out); }
+static void map_identity(void *ud, const json_t *obj, sq_map_out *out) { map_refs(ud, "ManagedIdentity", obj, out); }
+static void map_vaultkey(void *ud, const json_t *obj, sq_map_out *out) { map_refs(ud, "VaultKey", obj, out); }
 
 static sq_reconcile_result reconcile(void *ud, const sq_reconcile_req *req) {
   sq_op *op = ud;

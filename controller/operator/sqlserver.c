@@ -49,27 +49,22 @@ static void observed_status(sq_status_draft *d, const sq_server_snapshot *s) {
     json_object_set_new(st, "location", json_string(s->server.location));
 }
 
-static size_t map_refs(sq_op *op, const char *path, const json_t *obj, char (*keys)[SQ_WQ_KEY_MAX], size_t max) {
+static void map_refs(sq_op *op, const char *path, const json_t *obj, sq_map_out *out) {
   const char *name = sq_json_str(obj, "metadata.name"), *ns = sq_json_str(obj, "metadata.namespace");
   if(!name || !ns)
-    return 0;
+    return;
   json_t *all = sq_kc_list(op, &SQ_GVR_SQLSERVER, ns);
-  size_t n = 0, i;
+  size_t i;
   const json_t *srv;
   json_array_foreach(all, i, srv) {
     const char *ref = sq_json_str(srv, path);
-    if(n < max && ref && !strcmp(ref, name))
-      snprintf(keys[n++], SQ_WQ_KEY_MAX, "%s/%s", ns, sq_json_str(srv, "metadata.name"));
+    if(ref && !strcmp(ref, name))
+      sq_map_emit(out, ns, sq_json_str(srv, "metadata.name"));
   }
   json_decref(all);
-  return n;
 }
-static size_t map_identity(void *ud, const json_t *obj, char (*keys)[SQ_WQ_KEY_MAX], size_t max) {
-  return map_refs(ud, "spec.identity.name", obj, keys, max);
-}
-static size_t map_vaultkey(void *ud, const json_t *obj, char (*keys)[SQ_WQ_KEY_MAX], size_t max) {
-  return map_refs(ud, "spec.protector.vaultKey.name", obj, keys, max);
-}
+static void map_identity(void *ud, const json_t *obj, sq_map_out *out) { map_refs(ud, "spec.identity.name", obj, out); }
+static void map_vaultkey(void *ud, const json_t *obj, sq_map_out *out) { map_refs(ud, "spec.protector.vaultKey.name", obj, out); }
 
 static sq_reconcile_result reconcile(void *ud, const sq_reconcile_req *req) {
   sq_op *op = ud;

@@ -678,47 +678,34 @@ static sq_reconcile_result reconcile(void *ud, const sq_reconcile_req *req) {
 
 /* ---- watches ---------------------------------------------------------------- */
 
-static size_t add_key(char (*keys)[SQ_WQ_KEY_MAX], size_t n, size_t max, const char *ns, const char *name) {
-  if(n >= max || !name)
-    return n;
-  char k[SQ_WQ_KEY_MAX];
-  snprintf(k, sizeof k, "%s/%s", ns ? ns : "", name);
-  for(size_t i = 0; i < n; i++)
-    if(!strcmp(keys[i], k))
-      return n;
-  memcpy(keys[n], k, sizeof k);
-  return n + 1;
-}
-
 /* A KeyVault changed: wake the VaultKeys whose recorded view of its readiness
  * is now wrong (not every key on every periodic probe). */
-static size_t map_keyvault(void *ud, const json_t *kv, char (*keys)[SQ_WQ_KEY_MAX], size_t max) {
+static void map_keyvault(void *ud, const json_t *kv, sq_map_out *out) {
   sq_op *op = ud;
   const char *ns = sq_json_str(kv, "metadata.namespace"), *name = sq_json_str(kv, "metadata.name");
   if(!name)
-    return 0;
+    return;
   /* the cached object, not the event's: a deleted vault is gone from the cache */
   json_t *live = sq_op_get(op, &SQ_GVR_KEYVAULT, ns, name);
   int ready = live && !sq_finalizer_deleting(live) && sq_kc_object_state(live, NULL, 0) == SQ_VAULT_READY;
   json_decref(live);
   json_t *vks = sq_kc_list(op, &SQ_GVR_VAULTKEY, ns);
-  size_t n = 0, i;
+  size_t i;
   json_t *vk;
   json_array_foreach(vks, i, vk) {
     if(sq_vk_vault_change_matters(vk, name, ready))
-      n = add_key(keys, n, max, ns, sq_json_str(vk, "metadata.name"));
+      sq_map_emit(out, ns, sq_json_str(vk, "metadata.name"));
   }
   json_decref(vks);
-  return n;
 }
 
 /* A SqlDatabase or SqlServer changed: wake the VaultKeys it references that
  * are being deleted (their finalizer may be free to go now). */
-static size_t map_referrer(void *ud, const json_t *o, char (*keys)[SQ_WQ_KEY_MAX], size_t max) {
+static void map_referrer(void *ud, const json_t *o, sq_map_out *out) {
   sq_op *op = ud;
   const char *ns = sq_json_str(o, "metadata.namespace");
   const char *names[80];
-  size_t nn = 0, i, n = 0;
+  size_t nn = 0, i;
   json_t *it;
   names[nn] = sq_json_str(o, "spec.encryptionProtector.vaultKey.name");
   nn += names[nn] != NULL;
@@ -731,10 +718,9 @@ static size_t map_referrer(void *ud, const json_t *o, char (*keys)[SQ_WQ_KEY_MAX
   for(i = 0; i < nn; i++) {
     json_t *vk = sq_op_get(op, &SQ_GVR_VAULTKEY, ns, names[i]);
     if(vk && sq_finalizer_deleting(vk))
-      n = add_key(keys, n, max, ns, names[i]);
+      sq_map_emit(out, ns, names[i]);
     json_decref(vk);
   }
-  return n;
 }
 
 sq_code sq_vaultkey_controller_register(sq_op *op, int workers, sq_err *err) {

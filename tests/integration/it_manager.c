@@ -18,7 +18,7 @@
 static const sq_kube_gvr GADGETS = {"mgrtest.sqltde.io", "v1", "gadgets", "Gadget", 1};
 static const sq_kube_gvr CONFIGMAPS = {"", "v1", "configmaps", "ConfigMap", 1};
 
-#define MAXK 16
+#define MAXK 256
 typedef struct tally {
   pthread_mutex_t mu;
   char keys[MAXK][64];
@@ -88,14 +88,20 @@ static sq_reconcile_result reconcile(void *ud, const sq_reconcile_req *req) {
   return r;
 }
 
-static size_t map_cm(void *ud, const json_t *obj, char (*keys)[SQ_WQ_KEY_MAX], size_t max) {
+/* data.gadget names one gadget; data.fanout=N names fan-0 .. fan-(N-1), as a
+ * VaultKey used by thousands of databases does. */
+static void map_cm(void *ud, const json_t *obj, sq_map_out *out) {
   (void)ud;
-  const char *g = sq_json_str(obj, "data.gadget");
   const char *ns = sq_json_str(obj, "metadata.namespace");
-  if(!g || !ns || !max)
-    return 0;
-  snprintf(keys[0], SQ_WQ_KEY_MAX, "%s/%s", ns, g);
-  return 1;
+  if(!ns)
+    return;
+  sq_map_emit(out, ns, sq_json_str(obj, "data.gadget"));
+  const char *fan = sq_json_str(obj, "data.fanout");
+  for(int i = 0, n = fan ? atoi(fan) : 0; i < n; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "fan-%d", i);
+    sq_map_emit(out, ns, name);
+  }
 }
 
 static void create_gadget(const char *ns, const char *name, const char *mode) {
@@ -185,6 +191,15 @@ TEST(reconcile_results_drive_requeues) {
   json_decref(cm);
   keywant w_ok = {"mgr1/ok", 2};
   ASSERT(kt_wait(has_calls, &w_ok, 20000));
+
+  /* one secondary naming many primaries wakes every one of them */
+  cm = json_pack("{s:s,s:s,s:{s:s,s:s},s:{s:s}}", "apiVersion", "v1", "kind", "ConfigMap", "metadata", "name",
+                 "fans-out", "namespace", "mgr1", "data", "fanout", "150");
+  ASSERT_OK(sq_kube_create(kt_admin(), &CONFIGMAPS, "mgr1", cm, NULL, &e));
+  json_decref(cm);
+  keywant w_first = {"mgr1/fan-0", 1}, w_last = {"mgr1/fan-149", 1};
+  ASSERT(kt_wait(has_calls, &w_first, 20000));
+  ASSERT(kt_wait(has_calls, &w_last, 20000));
 
   /* a change to the primary re-queues it */
   json_t *patch = json_pack("{s:{s:s}}", "spec", "mode", "ok2");

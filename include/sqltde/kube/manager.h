@@ -44,9 +44,15 @@ typedef struct sq_reconcile_result {
 
 typedef sq_reconcile_result (*sq_reconcile_fn)(void *ud, const sq_reconcile_req *req);
 
-/* Maps an object of a watched secondary kind to primary keys ("ns/name").
- * Writes up to max keys into keys and returns how many. */
-typedef size_t (*sq_map_fn)(void *ud, const json_t *obj, char (*keys)[SQ_WQ_KEY_MAX], size_t max);
+/* Where a map function names the primaries to re-queue. There is no limit:
+ * a VaultKey used by 10,000 databases must wake all of them, and the queue
+ * de-duplicates, so emitting a name twice is harmless. */
+typedef struct sq_map_out sq_map_out;
+void sq_map_emit(sq_map_out *out, const char *ns, const char *name);
+
+/* Maps an object of a watched secondary kind to the primaries it concerns,
+ * calling sq_map_emit once per primary. */
+typedef void (*sq_map_fn)(void *ud, const json_t *obj, sq_map_out *out);
 
 typedef struct sq_manager_opts {
   const char *namespace;   /* watch only this namespace; NULL = all */
