@@ -11,31 +11,13 @@
 #include "sqltde/plan/plan.h"
 #include "sqltde/plan/plan_format.h"
 
-/* A NULL-terminated view of a list (strings borrowed); NULL when empty. */
-static const char **nt(const sq_plan_list *l, sq_code *rc) {
-  if(!l->n)
-    return NULL;
-  const char **v = calloc(l->n + 1, sizeof *v);
-  if(!v) {
-    *rc = SQ_ENOMEM;
-    return NULL;
-  }
-  for(size_t i = 0; i < l->n; i++)
-    v[i] = l->v[i];
-  return v;
-}
-
-static sq_code need(const char *s, const char *what, sq_err *err) {
-  if(s && *s)
-    return SQ_OK;
-  return sq_err_set(err, SQ_EINVAL, "step is missing its %s", what);
-}
-
-/* Through the generic request the planner renders (no typed call exists for
- * a server PATCH). */
-static sq_code generic(sq_arm *arm, const sq_plan_step *s, sq_err *err) {
+/* The planner's formatter renders every step as one ARM request
+ * (plan/plan_format.h, pinned by tests/unit/test_plan_format.c), so what is
+ * sent is exactly what was planned and validated there: there is no second
+ * mapping from steps to Azure calls to drift apart. sq_arm_do follows the
+ * LRO and maps ARM refusals (err->reason = the ARM error code). */
+sq_code sq_execute_step(sq_arm *arm, const sq_plan_step *s, sq_err *err) {
   sq_plan_request r;
-  memset(&r, 0, sizeof r);
   sq_code rc = sq_plan_step_request(s, &r, err);
   if(rc)
     return rc;
@@ -45,135 +27,6 @@ static sq_code generic(sq_arm *arm, const sq_plan_step *s, sq_err *err) {
   rc = sq_arm_do(arm, &c, &res, err);
   sq_arm_result_free(&res);
   sq_plan_request_free(&r);
-  return rc;
-}
-
-sq_code sq_execute_step(sq_arm *arm, const sq_plan_step *s, sq_err *err) {
-  sq_code rc = SQ_OK;
-  char db_id[SQ_SQL_ID_MAX], name[256];
-  const char **keys = NULL, **rm = NULL;
-  sq_sql_database out;
-  memset(&out, 0, sizeof out);
-  if((rc = need(s->server_id, "server id", err)))
-    return rc;
-  if(s->target != SQ_TARGET_SERVER) {
-    if((rc = need(s->database, "database name", err)))
-      return rc;
-    if((rc = sq_sql_database_id(s->server_id, s->database, db_id, sizeof db_id, err)))
-      return rc;
-  }
-  switch(s->kind) {
-  case SQ_STEP_CREATE_DATABASE: {
-    keys = nt(&s->keys, &rc);
-    if(rc)
-      break;
-    sq_sql_db_create_args a = {
-        .location = s->location,
-        .mode = s->create_mode == SQ_CREATE_SECONDARY ? SQ_SQL_CREATE_SECONDARY : SQ_SQL_CREATE_DEFAULT,
-        .sku_name = s->sku_name,
-        .sku_tier = s->sku_tier,
-        .source_database_id = s->source_database_id,
-        .secondary_type = s->create_mode == SQ_CREATE_SECONDARY ? "Geo" : NULL,
-        .umi_id = s->identity_id,
-        .keys = keys,
-        .encryption_protector = s->protector_uri,
-        .auto_rotation = s->protector_uri ? s->auto_rotation : -1,
-        .federated_client_id = s->federated_client_id,
-    };
-    rc = sq_sql_db_create(arm, db_id, &a, &out, err);
-    break;
-  }
-  case SQ_STEP_SET_IDENTITY: {
-    rm = nt(&s->remove_identities, &rc);
-    if(rc)
-      break;
-    sq_sql_db_patch_args p = {.umi_set = s->identity_id, .umi_remove = rm, .auto_rotation = -1};
-    rc = sq_sql_db_patch(arm, db_id, &p, &out, err);
-    break;
-  }
-  case SQ_STEP_SET_FEDERATED_CLIENT_ID: {
-    sq_sql_db_patch_args p = {.auto_rotation = -1,
-                              .federated_client_id = s->federated_client_id ? s->federated_client_id : ""};
-    rc = sq_sql_db_patch(arm, db_id, &p, &out, err);
-    break;
-  }
-  case SQ_STEP_ADD_KEYS: {
-    keys = nt(&s->keys, &rc);
-    if(rc)
-      break;
-    sq_sql_db_patch_args p = {.keys_add = keys, .auto_rotation = -1};
-    rc = sq_sql_db_patch(arm, db_id, &p, &out, err);
-    break;
-  }
-  case SQ_STEP_SET_AUTO_ROTATION: {
-    sq_sql_db_patch_args p = {.auto_rotation = s->auto_rotation ? 1 : 0};
-    rc = sq_sql_db_patch(arm, db_id, &p, &out, err);
-    break;
-  }
-  case SQ_STEP_SET_PROTECTOR: {
-    if((rc = need(s->protector_uri, "protector", err)))
-      break;
-    keys = nt(&s->keys, &rc);
-    if(rc)
-      break;
-    sq_sql_db_patch_args p = {.keys_add = keys, .encryption_protector = s->protector_uri,
-                              .auto_rotation = s->auto_rotation ? 1 : 0};
-    rc = sq_sql_db_patch(arm, db_id, &p, &out, err);
-    break;
-  }
-  case SQ_STEP_REMOVE_KEYS: {
-    rm = nt(&s->remove_keys, &rc);
-    if(rc)
-      break;
-    if(!rm) {
-      rc = sq_err_set(err, SQ_EINVAL, "RemoveKeys step without keys");
-      break;
-    }
-    sq_sql_db_patch_args p = {.keys_remove = rm, .auto_rotation = -1};
-    rc = sq_sql_db_patch(arm, db_id, &p, &out, err);
-    break;
-  }
-  case SQ_STEP_REVALIDATE:
-    rc = sq_sql_db_revalidate(arm, db_id, err);
-    break;
-  case SQ_STEP_REVERT:
-    rc = sq_sql_db_revert(arm, db_id, err);
-    break;
-  case SQ_STEP_DELETE_DATABASE:
-    rc = sq_sql_db_delete(arm, db_id, err);
-    break;
-  case SQ_STEP_SET_SERVER_IDENTITY:
-    rc = generic(arm, s, err);
-    break;
-  case SQ_STEP_ADD_SERVER_KEY: {
-    if(!s->keys.n) {
-      rc = sq_err_set(err, SQ_EINVAL, "AddServerKey step without a key");
-      break;
-    }
-    sq_sql_server_key k;
-    rc = sq_sql_server_key_create(arm, s->server_id, s->keys.v[0], &k, err);
-    break;
-  }
-  case SQ_STEP_SET_SERVER_PROTECTOR: {
-    if((rc = need(s->protector_uri, "protector", err)))
-      break;
-    if((rc = sq_sql_server_key_name(s->protector_uri, name, sizeof name, err)))
-      break;
-    sq_sql_protector pr;
-    rc = sq_sql_protector_set(arm, s->server_id, name, s->auto_rotation ? 1 : 0, &pr, err);
-    break;
-  }
-  case SQ_STEP_SET_SERVER_SERVICE_MANAGED: {
-    sq_sql_protector pr;
-    rc = sq_sql_protector_set(arm, s->server_id, NULL, -1, &pr, err);
-    break;
-  }
-  default:
-    rc = sq_err_set(err, SQ_EINVAL, "unknown step kind %d", (int)s->kind);
-  }
-  free(keys);
-  free(rm);
-  sq_sql_database_free(&out);
   return rc;
 }
 

@@ -14,40 +14,62 @@ static int str_empty(const char *s) {
   return !s || !*s;
 }
 
+/* Copies a URI whole or not at all: a truncated key URI would name a
+ * different key. */
+static int copy_uri(const char *u, char *out, size_t outlen) {
+  if(str_empty(u) || strlen(u) >= outlen)
+    return -1;
+  memcpy(out, u, strlen(u) + 1);
+  return 0;
+}
+
 int sq_gather_vaultkey_uri(const json_t *vk, const char *version, char *out, size_t outlen) {
+  if(!outlen)
+    return -1;
   out[0] = '\0';
   if(!vk)
     return -1;
-  if(str_empty(version)) {
-    const char *u = sq_json_str(vk, "status.currentKeyUri");
-    if(str_empty(u))
-      return -1;
-    snprintf(out, outlen, "%s", u);
-    return 0;
-  }
+  if(str_empty(version))
+    return copy_uri(sq_json_str(vk, "status.currentKeyUri"), out, outlen);
   const json_t *vs = sq_json_path(vk, "status.versions");
   size_t i;
   const json_t *v;
   json_array_foreach(vs, i, v) {
     const char *ver = sq_json_str(v, "version"), *u = sq_json_str(v, "keyUri");
-    if(ver && u && !strcasecmp(ver, version)) {
-      snprintf(out, outlen, "%s", u);
-      return 0;
-    }
+    if(ver && u && !strcasecmp(ver, version))
+      return copy_uri(u, out, outlen);
   }
   return -1;
 }
 
-static const json_t *key_access_entry(const json_t *mi, const char *vk_name) {
+/* Whether versionless key URI base (https://VAULT/keys/NAME) names the key
+ * that versioned URI u is a version of (same vault, same key). */
+static int key_uri_base_of(const char *base, const char *u) {
+  size_t n = strlen(base);
+  while(n && base[n - 1] == '/')
+    n--;
+  return n && !strncasecmp(base, u, n) && (u[n] == '/' || u[n] == '\0');
+}
+
+/* The ManagedIdentity's keyAccess entry for version URI u of VaultKey
+ * vk_name. A VaultKey may live in several vaults and access is per vault, so
+ * the entry must be the one for u's vault (its keyUri); an entry without
+ * keyUri counts only when it is the VaultKey's only entry. */
+static const json_t *key_access_entry(const json_t *mi, const char *vk_name, const char *u) {
   const json_t *ka = sq_json_path(mi, "status.keyAccess");
-  size_t i;
-  const json_t *e;
+  size_t i, named = 0;
+  const json_t *e, *only = NULL;
   json_array_foreach(ka, i, e) {
     const char *n = sq_json_str(e, "vaultKey");
-    if(n && vk_name && !strcmp(n, vk_name))
+    if(!n || !vk_name || strcmp(n, vk_name))
+      continue;
+    const char *base = sq_json_str(e, "keyUri");
+    if(base && key_uri_base_of(base, u))
       return e;
+    named++;
+    only = base ? NULL : e;
   }
-  return NULL;
+  return named == 1 ? only : NULL;
 }
 
 sq_code sq_gather_key_facts(sq_plan_facts *f, const json_t *vk, const json_t *mi, const char *identity_id,
@@ -55,7 +77,6 @@ sq_code sq_gather_key_facts(sq_plan_facts *f, const json_t *vk, const json_t *mi
   if(!vk)
     return SQ_OK;
   const char *vk_name = sq_json_str(vk, "metadata.name");
-  const json_t *acc = mi ? key_access_entry(mi, vk_name) : NULL;
   const json_t *vs = sq_json_path(vk, "status.versions");
   size_t i;
   const json_t *v;
@@ -82,6 +103,7 @@ sq_code sq_gather_key_facts(sq_plan_facts *f, const json_t *vk, const json_t *mi
       return rc;
     if(rc)
       continue; /* a malformed uri in someone's status: that key stays unobserved */
+    const json_t *acc = mi ? key_access_entry(mi, vk_name, u) : NULL;
     if(!acc || str_empty(identity_id))
       continue;
     sq_plan_access a;

@@ -8,6 +8,7 @@
 #include "sqltde/kube/conditions.h"
 #include "sqltde/plan/plan.h"
 #include "sqltde/plan/plan_format.h"
+#include "sqltde/azure/sql.h"
 
 /* Done steps kept in status.plan: enough to show a long migration's history
  * without letting status grow with every pass. */
@@ -125,21 +126,15 @@ json_t *sq_plan_status_json(const sq_plan *p, const json_t *prev, sq_plan_step_s
 
 /* ---- ARM requests ------------------------------------------------------------ */
 
-sq_code sq_plan_server_key_name(const char *uri, char *out, size_t outlen, sq_err *err) {
-  pl_keyuri k;
-  if(!pl_keyuri_parse(uri, &k))
-    return sq_err_set(err, SQ_EINVAL, "not a Key Vault key URI");
-  size_t vault = 0;
-  while(vault < k.host_len && k.host[vault] != '.')
-    vault++;
-  int n;
-  if(k.version_len)
-    n = snprintf(out, outlen, "%.*s_%.*s_%.*s", (int)vault, k.host, (int)k.name_len, k.name,
-                 (int)k.version_len, k.version);
-  else
-    n = snprintf(out, outlen, "%.*s_%.*s", (int)vault, k.host, (int)k.name_len, k.name);
-  if(n < 0 || (size_t)n >= outlen)
-    return sq_err_set(err, SQ_ETOOBIG, "server key name too long");
+/* Azure's server key naming rule lives with the Microsoft.Sql client; a URI
+ * it cannot name is a bad step, not a parse error of an Azure answer. */
+static sq_code server_key_name(const sq_plan_step *s, const char *uri, char *out, size_t outlen, sq_err *err) {
+  sq_code rc = sq_sql_server_key_name(uri, out, outlen, NULL);
+  if(rc == SQ_ETOOBIG)
+    return sq_err_set(err, rc, "%s step: server key name for %.200s too long", sq_plan_step_kind_name(s->kind), uri);
+  if(rc)
+    return sq_err_set(err, SQ_EINVAL, "%s step: %.200s is not a Key Vault key URI", sq_plan_step_kind_name(s->kind),
+                      uri ? uri : "(none)");
   return SQ_OK;
 }
 
@@ -206,7 +201,12 @@ sq_code sq_plan_step_request(const sq_plan_step *s, sq_plan_request *out, sq_err
   sq_code rc = need(s->server_id, "server id", s, err);
   if(rc)
     return rc;
-  int db_step = s->target != SQ_TARGET_SERVER;
+  /* the kind decides what the step addresses; a target that disagrees is a
+   * planner bug, refused rather than sent somewhere else */
+  int db_step = !sq_plan_step_is_server(s->kind);
+  if(db_step != (s->target != SQ_TARGET_SERVER))
+    return sq_err_set(err, SQ_EINVAL, "%s step with a %s target", sq_plan_step_kind_name(s->kind),
+                      db_step ? "server" : "database");
   if(db_step && (rc = need(s->database, "database name", s, err)))
     return rc;
   const char *suffix = "";
@@ -218,6 +218,9 @@ sq_code sq_plan_step_request(const sq_plan_step *s, sq_plan_request *out, sq_err
   switch(s->kind) {
   case SQ_STEP_CREATE_DATABASE:
     if((rc = need(s->location, "location", s, err)))
+      return rc;
+    /* Azure refuses database-level keys on a database without its UMI */
+    if((s->keys.n || s->protector_uri) && (rc = need(s->identity_id, "identity (database-level keys need one)", s, err)))
       return rc;
     method = "PUT";
     body = json_object();
@@ -265,6 +268,8 @@ sq_code sq_plan_step_request(const sq_plan_step *s, sq_plan_request *out, sq_err
          s->federated_client_id ? jstr(&b, s->federated_client_id) : json_null());
     break;
   case SQ_STEP_ADD_KEYS:
+    if(!s->keys.n)
+      return sq_err_set(err, SQ_EINVAL, "AddKeys step without keys");
     props = json_object();
     jset(&b, props, "keys", key_map(&b, &s->keys, NULL));
     break;
@@ -281,6 +286,8 @@ sq_code sq_plan_step_request(const sq_plan_step *s, sq_plan_request *out, sq_err
     jset(&b, props, "encryptionProtectorAutoRotation", json_boolean(s->auto_rotation));
     break;
   case SQ_STEP_REMOVE_KEYS:
+    if(!s->remove_keys.n)
+      return sq_err_set(err, SQ_EINVAL, "RemoveKeys step without keys");
     props = json_object();
     jset(&b, props, "keys", key_map(&b, NULL, &s->remove_keys));
     break;
@@ -310,7 +317,7 @@ sq_code sq_plan_step_request(const sq_plan_step *s, sq_plan_request *out, sq_err
   case SQ_STEP_ADD_SERVER_KEY:
     if(s->keys.n != 1)
       return sq_err_set(err, SQ_EINVAL, "AddServerKey step needs exactly one key");
-    if((rc = sq_plan_server_key_name(s->keys.v[0], keyname, sizeof keyname, err)))
+    if((rc = server_key_name(s, s->keys.v[0], keyname, sizeof keyname, err)))
       return rc;
     method = "PUT";
     props = json_object();
@@ -320,7 +327,7 @@ sq_code sq_plan_step_request(const sq_plan_step *s, sq_plan_request *out, sq_err
   case SQ_STEP_SET_SERVER_PROTECTOR:
     if((rc = need(s->protector_uri, "protector", s, err)))
       return rc;
-    if((rc = sq_plan_server_key_name(s->protector_uri, keyname, sizeof keyname, err)))
+    if((rc = server_key_name(s, s->protector_uri, keyname, sizeof keyname, err)))
       return rc;
     method = "PUT";
     suffix = "/encryptionProtector/current";

@@ -71,6 +71,18 @@ const char *sq_plan_step_kind_name(sq_plan_step_kind k) {
   return step_names[k];
 }
 
+int sq_plan_step_is_server(sq_plan_step_kind k) {
+  switch(k) {
+  case SQ_STEP_SET_SERVER_IDENTITY:
+  case SQ_STEP_ADD_SERVER_KEY:
+  case SQ_STEP_SET_SERVER_PROTECTOR:
+  case SQ_STEP_SET_SERVER_SERVICE_MANAGED:
+    return 1;
+  default:
+    return 0;
+  }
+}
+
 const char *sq_plan_reason_name(sq_plan_reason r) {
   if((unsigned)r >= SQ_REASON_COUNT || !reasons[r].name)
     return "Unknown";

@@ -282,11 +282,25 @@ TEST(requests_for_server_steps) {
   expect_request(&s, "PUT", SRV1 "/encryptionProtector/current",
                  "{\"properties\":{\"serverKeyType\":\"ServiceManaged\",\"serverKeyName\":"
                  "\"ServiceManaged\"}}");
-  char name[128];
-  ASSERT_OK(sq_plan_server_key_name(KV "tdeA", name, sizeof name, NULL));
-  ASSERT_STR_EQ(name, "kv1_tdeA");
-  ASSERT_EQ(sq_plan_server_key_name("nope", name, sizeof name, NULL), SQ_EINVAL);
-  ASSERT_EQ(sq_plan_server_key_name(KA1, name, 8, NULL), SQ_ETOOBIG);
+  /* a protector that is not a key URI is a bad step, named as such */
+  sq_plan_request r;
+  sq_err e;
+  s.kind = SQ_STEP_SET_SERVER_PROTECTOR;
+  s.protector_uri = "nope";
+  ASSERT_EQ(sq_plan_step_request(&s, &r, &e), SQ_EINVAL);
+  ASSERT_STR_CONTAINS(e.message, "SetServerProtector step: nope is not a Key Vault key URI");
+  /* the kind decides what a step addresses; a disagreeing target is refused */
+  s.kind = SQ_STEP_REVERT;
+  ASSERT_EQ(sq_plan_step_request(&s, &r, &e), SQ_EINVAL);
+  ASSERT_STR_CONTAINS(e.message, "Revert step with a server target");
+  ASSERT_NULL(r.path);
+  s.kind = SQ_STEP_SET_SERVER_SERVICE_MANAGED;
+  s.target = SQ_TARGET_PRIMARY;
+  s.database = "db1";
+  ASSERT_EQ(sq_plan_step_request(&s, &r, &e), SQ_EINVAL);
+  ASSERT_STR_CONTAINS(e.message, "SetServerServiceManaged step with a database target");
+  ASSERT(sq_plan_step_is_server(SQ_STEP_ADD_SERVER_KEY));
+  ASSERT(!sq_plan_step_is_server(SQ_STEP_DELETE_DATABASE));
 }
 
 TEST(names_are_stable) {

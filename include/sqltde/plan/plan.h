@@ -84,6 +84,8 @@ sq_code sq_plan_server(const sq_plan_server_input *in, sq_plan *out, sq_err *err
  * Never NULL ("Unknown" when out of range). */
 const char *sq_plan_step_kind_name(sq_plan_step_kind k);
 const char *sq_plan_reason_name(sq_plan_reason r);
+/* 1 for the kinds that address the logical server, 0 for database kinds. */
+int sq_plan_step_is_server(sq_plan_step_kind k);
 const char *sq_plan_verdict_name(sq_plan_verdict v);
 
 /* 1 if a WAITING/REFUSED plan with this reason cannot end without a change

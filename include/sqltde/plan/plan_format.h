@@ -62,8 +62,5 @@ typedef struct sq_plan_request {
 sq_code sq_plan_step_request(const sq_plan_step *s, sq_plan_request *out, sq_err *err);
 void sq_plan_request_free(sq_plan_request *r);
 
-/* Server key name Azure derives from a key URI: {vault}_{key}_{version}
- * ({vault}_{key} when versionless). SQ_EINVAL if uri does not parse. */
-sq_code sq_plan_server_key_name(const char *uri, char *out, size_t outlen, sq_err *err);
 
 #endif
