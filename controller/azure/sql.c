@@ -623,30 +623,43 @@ const char *sq_sql_create_mode_name(sq_sql_create_mode m) {
   return names[m];
 }
 
-static void set_str(json_t *o, const char *k, const char *v) {
+static void set_str(int *bad, json_t *o, const char *k, const char *v) {
   if(v && *v)
-    json_object_set_new(o, k, json_string(v));
+    sq_json_put(bad, o, k, json_string(v));
 }
 
-static void set_date(json_t *o, const char *k, int64_t t) {
+static void set_date(int *bad, json_t *o, const char *k, int64_t t) {
   if(t > 0) {
     char ts[32];
     sq_rfc3339(t, ts, sizeof ts);
-    json_object_set_new(o, k, json_string(ts));
+    sq_json_put(bad, o, k, json_string(ts));
   }
 }
 
-static json_t *umi_identity(const char *set, const char *const *remove) {
+json_t *sq_sql_umi_identity(int *bad, const char *set, const char *const *remove) {
   json_t *map = json_object();
   if(set)
-    json_object_set_new(map, set, json_object());
+    sq_json_put(bad, map, set, json_object());
   for(const char *const *p = remove; p && *p; p++)
-    json_object_set_new(map, *p, json_null());
+    sq_json_put(bad, map, *p, json_null());
   json_t *idn = json_object();
   if(set)
-    json_object_set_new(idn, "type", json_string("UserAssigned"));
-  json_object_set_new(idn, "userAssignedIdentities", map);
+    sq_json_put(bad, idn, "type", json_string("UserAssigned"));
+  sq_json_put(bad, idn, "userAssignedIdentities", map);
+  if(!idn)
+    *bad = 1;
   return idn;
+}
+
+/* A body that lost a field is no body at all. */
+static sq_code body_done(int bad, json_t *b, const char *what, json_t **out, sq_err *err) {
+  if(!bad && b) {
+    *out = b;
+    return SQ_OK;
+  }
+  json_decref(b);
+  return sq_err_set(err, SQ_EINVAL, "%s: cannot build the body (out of memory, or a string that is not UTF-8)",
+                    what);
 }
 
 sq_code sq_sql_db_create_body(const sq_sql_db_create_args *c, json_t **out, sq_err *err) {
@@ -699,49 +712,50 @@ sq_code sq_sql_db_create_body(const sq_sql_db_create_args *c, json_t **out, sq_e
      strcmp(c->secondary_type, "Standby"))
     return sq_err_set(err, SQ_EINVAL, "database create: secondaryType must be Geo, Named or Standby");
 
+  int bad = 0;
   json_t *b = json_object(), *p = json_object();
-  set_str(b, "location", c->location);
+  set_str(&bad, b, "location", c->location);
   if(c->sku_name) {
     json_t *sku = json_object();
-    set_str(sku, "name", c->sku_name);
-    set_str(sku, "tier", c->sku_tier);
-    json_object_set_new(b, "sku", sku);
+    set_str(&bad, sku, "name", c->sku_name);
+    set_str(&bad, sku, "tier", c->sku_tier);
+    sq_json_put(&bad, b, "sku", sku);
   }
   if(c->umi_id)
-    json_object_set_new(b, "identity", umi_identity(c->umi_id, NULL));
+    sq_json_put(&bad, b, "identity", sq_sql_umi_identity(&bad, c->umi_id, NULL));
   if(c->tags)
-    json_object_set(b, "tags", (json_t *)c->tags);
-  json_object_set_new(p, "createMode", json_string(mode));
-  set_str(p, "sourceDatabaseId", c->source_database_id);
-  set_date(p, "restorePointInTime", c->restore_point_in_time);
-  set_date(p, "sourceDatabaseDeletionDate", c->source_database_deletion_date);
-  set_str(p, "restorableDroppedDatabaseId", c->restorable_dropped_database_id);
-  set_str(p, "recoverableDatabaseId", c->recoverable_database_id);
-  set_str(p, "longTermRetentionBackupResourceId", c->ltr_backup_id);
-  set_str(p, "recoveryServicesRecoveryPointId", c->recovery_services_recovery_point_id);
-  set_str(p, "secondaryType", c->secondary_type);
-  set_str(p, "elasticPoolId", c->elastic_pool_id);
-  set_str(p, "collation", c->collation);
+    sq_json_put(&bad, b, "tags", json_deep_copy(c->tags));
+  sq_json_put(&bad, p, "createMode", json_string(mode));
+  set_str(&bad, p, "sourceDatabaseId", c->source_database_id);
+  set_date(&bad, p, "restorePointInTime", c->restore_point_in_time);
+  set_date(&bad, p, "sourceDatabaseDeletionDate", c->source_database_deletion_date);
+  set_str(&bad, p, "restorableDroppedDatabaseId", c->restorable_dropped_database_id);
+  set_str(&bad, p, "recoverableDatabaseId", c->recoverable_database_id);
+  set_str(&bad, p, "longTermRetentionBackupResourceId", c->ltr_backup_id);
+  set_str(&bad, p, "recoveryServicesRecoveryPointId", c->recovery_services_recovery_point_id);
+  set_str(&bad, p, "secondaryType", c->secondary_type);
+  set_str(&bad, p, "elasticPoolId", c->elastic_pool_id);
+  set_str(&bad, p, "collation", c->collation);
   if(c->max_size_bytes > 0)
-    json_object_set_new(p, "maxSizeBytes", json_integer(c->max_size_bytes));
+    sq_json_put(&bad, p, "maxSizeBytes", json_integer(c->max_size_bytes));
   if(has_keys) {
     json_t *keys = json_object();
     for(const char *const *k = c->keys; k && *k; k++)
-      json_object_set_new(keys, *k, json_object());
+      sq_json_put(&bad, keys, *k, json_object());
     /* the protector must be one of the database's keys */
     if(c->encryption_protector && *c->encryption_protector)
-      json_object_set_new(keys, c->encryption_protector, json_object());
-    json_object_set_new(p, "keys", keys);
+      sq_json_put(&bad, keys, c->encryption_protector, json_object());
+    sq_json_put(&bad, p, "keys", keys);
   }
-  set_str(p, "encryptionProtector", c->encryption_protector);
+  set_str(&bad, p, "encryptionProtector", c->encryption_protector);
   if(c->auto_rotation >= 0)
-    json_object_set_new(p, "encryptionProtectorAutoRotation", json_boolean(c->auto_rotation));
-  set_str(p, "federatedClientId", c->federated_client_id);
-  if(c->extra_properties && json_is_object(c->extra_properties))
-    json_object_update_missing(p, (json_t *)c->extra_properties);
-  json_object_set_new(b, "properties", p);
-  *out = b;
-  return SQ_OK;
+    sq_json_put(&bad, p, "encryptionProtectorAutoRotation", json_boolean(c->auto_rotation));
+  set_str(&bad, p, "federatedClientId", c->federated_client_id);
+  if(p && c->extra_properties && json_is_object(c->extra_properties) &&
+     json_object_update_missing(p, (json_t *)c->extra_properties))
+    bad = 1;
+  sq_json_put(&bad, b, "properties", p);
+  return body_done(bad, b, "database create", out, err);
 }
 
 sq_code sq_sql_db_create(sq_arm *a, const char *db_id, const sq_sql_db_create_args *c,
@@ -755,41 +769,38 @@ sq_code sq_sql_db_create(sq_arm *a, const char *db_id, const sq_sql_db_create_ar
 
 sq_code sq_sql_db_patch_body(const sq_sql_db_patch_args *pt, json_t **out, sq_err *err) {
   *out = NULL;
+  for(const char *const *k = pt->keys_remove; k && *k; k++)
+    for(const char *const *x = pt->keys_add; x && *x; x++)
+      if(!strcmp(*k, *x))
+        return sq_err_set(err, SQ_EINVAL, "database patch: key %.300s both added and removed", *k);
+  int bad = 0;
   json_t *b = json_object(), *p = json_object();
   if(pt->umi_set || (pt->umi_remove && pt->umi_remove[0]))
-    json_object_set_new(b, "identity", umi_identity(pt->umi_set, pt->umi_remove));
+    sq_json_put(&bad, b, "identity", sq_sql_umi_identity(&bad, pt->umi_set, pt->umi_remove));
   if((pt->keys_add && pt->keys_add[0]) || (pt->keys_remove && pt->keys_remove[0])) {
     json_t *keys = json_object();
     for(const char *const *k = pt->keys_add; k && *k; k++)
-      json_object_set_new(keys, *k, json_object());
-    for(const char *const *k = pt->keys_remove; k && *k; k++) {
-      if(json_object_get(keys, *k)) {
-        json_decref(b);
-        json_decref(p);
-        json_decref(keys);
-        return sq_err_set(err, SQ_EINVAL, "database patch: key %.300s both added and removed", *k);
-      }
-      json_object_set_new(keys, *k, json_null());
-    }
-    json_object_set_new(p, "keys", keys);
+      sq_json_put(&bad, keys, *k, json_object());
+    for(const char *const *k = pt->keys_remove; k && *k; k++)
+      sq_json_put(&bad, keys, *k, json_null());
+    sq_json_put(&bad, p, "keys", keys);
   }
   if(pt->encryption_protector)
-    json_object_set_new(p, "encryptionProtector", json_string(pt->encryption_protector));
+    sq_json_put(&bad, p, "encryptionProtector", json_string(pt->encryption_protector));
   if(pt->auto_rotation >= 0)
-    json_object_set_new(p, "encryptionProtectorAutoRotation", json_boolean(pt->auto_rotation));
+    sq_json_put(&bad, p, "encryptionProtectorAutoRotation", json_boolean(pt->auto_rotation));
   if(pt->federated_client_id)
-    json_object_set_new(p, "federatedClientId",
-                        *pt->federated_client_id ? json_string(pt->federated_client_id) : json_null());
+    sq_json_put(&bad, p, "federatedClientId",
+                *pt->federated_client_id ? json_string(pt->federated_client_id) : json_null());
   if(json_object_size(p))
-    json_object_set_new(b, "properties", p);
+    sq_json_put(&bad, b, "properties", p);
   else
     json_decref(p);
-  if(!json_object_size(b)) {
+  if(!bad && b && !json_object_size(b)) {
     json_decref(b);
     return sq_err_set(err, SQ_EINVAL, "database patch: nothing to change");
   }
-  *out = b;
-  return SQ_OK;
+  return body_done(bad, b, "database patch", out, err);
 }
 
 sq_code sq_sql_db_patch(sq_arm *a, const char *db_id, const sq_sql_db_patch_args *p,

@@ -9,6 +9,7 @@
 #include "sqltde/plan/plan.h"
 #include "sqltde/plan/plan_format.h"
 #include "sqltde/azure/sql.h"
+#include "sqltde/jsonx.h"
 
 /* Done steps kept in status.plan: enough to show a long migration's history
  * without letting status grow with every pass. */
@@ -144,56 +145,107 @@ void sq_plan_request_free(sq_plan_request *r) {
   memset(r, 0, sizeof *r);
 }
 
-/* A tiny builder that remembers the first allocation failure, so bodies read
- * top-down without a check per field. */
-typedef struct jb {
-  int oom;
-} jb;
-
-static json_t *jset(jb *b, json_t *obj, const char *key, json_t *val) {
-  if(!obj || !val || json_object_set_new(obj, key, val)) {
-    if(!val || !obj)
-      json_decref(val);
-    b->oom = 1;
-  }
-  return obj;
-}
-
-static json_t *jstr(jb *b, const char *s) {
-  json_t *v = json_string(s);
-  if(!v)
-    b->oom = 1; /* also invalid UTF-8: reported as SQ_EINVAL below */
-  return v;
-}
-
-/* {"<uri>": {} | null, ...} */
-static json_t *key_map(jb *b, const sq_plan_list *add, const sq_plan_list *del) {
-  json_t *m = json_object();
-  for(size_t i = 0; add && i < add->n; i++)
-    jset(b, m, add->v[i], json_object());
-  for(size_t i = 0; del && i < del->n; i++)
-    jset(b, m, del->v[i], json_null());
-  if(!m)
-    b->oom = 1;
-  return m;
-}
-
-static json_t *db_identity(jb *b, const char *id, const sq_plan_list *del) {
-  json_t *ids = json_object();
-  if(id)
-    jset(b, ids, id, json_object());
-  for(size_t i = 0; del && i < del->n; i++)
-    jset(b, ids, del->v[i], json_null());
-  json_t *o = json_object();
-  jset(b, o, "type", jstr(b, "UserAssigned"));
-  jset(b, o, "userAssignedIdentities", ids);
-  return o;
-}
-
 static sq_code need(const void *field, const char *what, const sq_plan_step *s, sq_err *err) {
   if(field)
     return SQ_OK;
   return sq_err_set(err, SQ_EINVAL, "%s step without %s", sq_plan_step_kind_name(s->kind), what);
+}
+
+/* A NULL-terminated view of a list (strings borrowed); NULL when empty. */
+static const char **nt(const sq_plan_list *l, int *bad) {
+  if(!l->n)
+    return NULL;
+  const char **v = calloc(l->n + 1, sizeof *v);
+  if(!v) {
+    *bad = 1;
+    return NULL;
+  }
+  for(size_t i = 0; i < l->n; i++)
+    v[i] = l->v[i];
+  return v;
+}
+
+/* The database steps' bodies come from the Microsoft.Sql client's builders
+ * (azure/sql.h), the one rendering of a database PUT/PATCH; here only which
+ * fields a step kind sets, and what it cannot go without. */
+static sq_code db_body(const sq_plan_step *s, json_t **body, sq_err *err) {
+  sq_code rc = SQ_OK;
+  int bad = 0;
+  const char **keys = nt(&s->keys, &bad), **rm_keys = nt(&s->remove_keys, &bad),
+             **rm_ids = nt(&s->remove_identities, &bad);
+  sq_sql_db_patch_args pa = {.auto_rotation = -1};
+  if(bad) {
+    rc = sq_err_set(err, SQ_ENOMEM, "out of memory");
+    goto out;
+  }
+  switch(s->kind) {
+  case SQ_STEP_CREATE_DATABASE: {
+    int secondary = s->create_mode == SQ_CREATE_SECONDARY;
+    if((rc = need(s->location, "location", s, err)) ||
+       /* Azure refuses database-level keys on a database without its UMI */
+       ((s->keys.n || s->protector_uri) &&
+        (rc = need(s->identity_id, "identity (database-level keys need one)", s, err))) ||
+       (secondary && (rc = need(s->source_database_id, "sourceDatabaseId", s, err))))
+      goto out;
+    sq_sql_db_create_args c = {
+        .location = s->location,
+        .mode = secondary ? SQ_SQL_CREATE_SECONDARY : SQ_SQL_CREATE_DEFAULT,
+        .sku_name = s->sku_name,
+        .sku_tier = s->sku_name ? s->sku_tier : NULL,
+        .source_database_id = secondary ? s->source_database_id : NULL,
+        .secondary_type = secondary ? "Geo" : NULL,
+        .umi_id = s->identity_id,
+        .keys = keys,
+        .encryption_protector = s->protector_uri,
+        .auto_rotation = s->protector_uri ? s->auto_rotation : -1,
+        .federated_client_id = s->federated_client_id,
+    };
+    rc = sq_sql_db_create_body(&c, body, err);
+    goto out;
+  }
+  case SQ_STEP_SET_IDENTITY:
+    if((rc = need(s->identity_id, "identity", s, err)))
+      goto out;
+    pa.umi_set = s->identity_id;
+    pa.umi_remove = rm_ids;
+    break;
+  case SQ_STEP_SET_FEDERATED_CLIENT_ID:
+    pa.federated_client_id = s->federated_client_id ? s->federated_client_id : ""; /* "" clears it */
+    break;
+  case SQ_STEP_ADD_KEYS:
+    if(!keys) {
+      rc = sq_err_set(err, SQ_EINVAL, "AddKeys step without keys");
+      goto out;
+    }
+    pa.keys_add = keys;
+    break;
+  case SQ_STEP_SET_AUTO_ROTATION:
+    pa.auto_rotation = s->auto_rotation ? 1 : 0;
+    break;
+  case SQ_STEP_SET_PROTECTOR:
+    if((rc = need(s->protector_uri, "protector", s, err)))
+      goto out;
+    pa.keys_add = keys;
+    pa.encryption_protector = s->protector_uri;
+    pa.auto_rotation = s->auto_rotation ? 1 : 0;
+    break;
+  case SQ_STEP_REMOVE_KEYS:
+    if(!rm_keys) {
+      rc = sq_err_set(err, SQ_EINVAL, "RemoveKeys step without keys");
+      goto out;
+    }
+    pa.keys_remove = rm_keys;
+    break;
+  default:
+    rc = sq_err_set(err, SQ_EINVAL, "%s is not a database step", sq_plan_step_kind_name(s->kind));
+    goto out;
+  }
+  rc = sq_sql_db_patch_body(&pa, body, err);
+out:
+  free(keys);
+  free(rm_keys);
+  free(rm_ids);
+  return rc;
 }
 
 sq_code sq_plan_step_request(const sq_plan_step *s, sq_plan_request *out, sq_err *err) {
@@ -212,84 +264,20 @@ sq_code sq_plan_step_request(const sq_plan_step *s, sq_plan_request *out, sq_err
   const char *suffix = "";
   const char *method = "PATCH";
   json_t *body = NULL, *props = NULL;
-  jb b = {0};
+  int bad = 0;
   char keyname[400];
 
   switch(s->kind) {
   case SQ_STEP_CREATE_DATABASE:
-    if((rc = need(s->location, "location", s, err)))
-      return rc;
-    /* Azure refuses database-level keys on a database without its UMI */
-    if((s->keys.n || s->protector_uri) && (rc = need(s->identity_id, "identity (database-level keys need one)", s, err)))
-      return rc;
-    method = "PUT";
-    body = json_object();
-    props = json_object();
-    jset(&b, body, "location", jstr(&b, s->location));
-    if(s->sku_name) {
-      json_t *sku = json_object();
-      jset(&b, sku, "name", jstr(&b, s->sku_name));
-      if(s->sku_tier)
-        jset(&b, sku, "tier", jstr(&b, s->sku_tier));
-      jset(&b, body, "sku", sku);
-    }
-    if(s->identity_id)
-      jset(&b, body, "identity", db_identity(&b, s->identity_id, NULL));
-    if(s->create_mode == SQ_CREATE_SECONDARY) {
-      if((rc = need(s->source_database_id, "sourceDatabaseId", s, err))) {
-        json_decref(body);
-        json_decref(props);
-        return rc;
-      }
-      jset(&b, props, "createMode", jstr(&b, "Secondary"));
-      jset(&b, props, "secondaryType", jstr(&b, "Geo"));
-      jset(&b, props, "sourceDatabaseId", jstr(&b, s->source_database_id));
-    } else {
-      jset(&b, props, "createMode", jstr(&b, "Default"));
-    }
-    if(s->keys.n)
-      jset(&b, props, "keys", key_map(&b, &s->keys, NULL));
-    if(s->protector_uri) {
-      jset(&b, props, "encryptionProtector", jstr(&b, s->protector_uri));
-      jset(&b, props, "encryptionProtectorAutoRotation", json_boolean(s->auto_rotation));
-    }
-    if(s->federated_client_id)
-      jset(&b, props, "federatedClientId", jstr(&b, s->federated_client_id));
-    break;
   case SQ_STEP_SET_IDENTITY:
-    if((rc = need(s->identity_id, "identity", s, err)))
-      return rc;
-    body = json_object();
-    jset(&b, body, "identity", db_identity(&b, s->identity_id, &s->remove_identities));
-    break;
   case SQ_STEP_SET_FEDERATED_CLIENT_ID:
-    props = json_object();
-    jset(&b, props, "federatedClientId",
-         s->federated_client_id ? jstr(&b, s->federated_client_id) : json_null());
-    break;
   case SQ_STEP_ADD_KEYS:
-    if(!s->keys.n)
-      return sq_err_set(err, SQ_EINVAL, "AddKeys step without keys");
-    props = json_object();
-    jset(&b, props, "keys", key_map(&b, &s->keys, NULL));
-    break;
   case SQ_STEP_SET_AUTO_ROTATION:
-    props = json_object();
-    jset(&b, props, "encryptionProtectorAutoRotation", json_boolean(s->auto_rotation));
-    break;
   case SQ_STEP_SET_PROTECTOR:
-    if((rc = need(s->protector_uri, "protector", s, err)))
-      return rc;
-    props = json_object();
-    jset(&b, props, "keys", key_map(&b, &s->keys, NULL));
-    jset(&b, props, "encryptionProtector", jstr(&b, s->protector_uri));
-    jset(&b, props, "encryptionProtectorAutoRotation", json_boolean(s->auto_rotation));
-    break;
   case SQ_STEP_REMOVE_KEYS:
-    if(!s->remove_keys.n)
-      return sq_err_set(err, SQ_EINVAL, "RemoveKeys step without keys");
-    props = json_object();
-    jset(&b, props, "keys", key_map(&b, NULL, &s->remove_keys));
+    if((rc = db_body(s, &body, err)))
+      return rc;
+    method = s->kind == SQ_STEP_CREATE_DATABASE ? "PUT" : "PATCH";
     break;
   case SQ_STEP_REVALIDATE:
     method = "POST";
@@ -306,12 +294,12 @@ sq_code sq_plan_step_request(const sq_plan_step *s, sq_plan_request *out, sq_err
     if((rc = need(s->identity_id, "identity", s, err)))
       return rc;
     body = json_object();
-    json_t *ident = db_identity(&b, s->identity_id, NULL);
+    json_t *ident = sq_sql_umi_identity(&bad, s->identity_id, NULL);
     if(s->system_assigned) /* keep the system-assigned identity the server has */
-      jset(&b, ident, "type", jstr(&b, "SystemAssigned,UserAssigned"));
-    jset(&b, body, "identity", ident);
+      sq_json_put(&bad, ident, "type", json_string("SystemAssigned,UserAssigned"));
+    sq_json_put(&bad, body, "identity", ident);
     props = json_object();
-    jset(&b, props, "primaryUserAssignedIdentityId", jstr(&b, s->identity_id));
+    sq_json_put(&bad, props, "primaryUserAssignedIdentityId", json_string(s->identity_id));
     break;
   }
   case SQ_STEP_ADD_SERVER_KEY:
@@ -321,8 +309,8 @@ sq_code sq_plan_step_request(const sq_plan_step *s, sq_plan_request *out, sq_err
       return rc;
     method = "PUT";
     props = json_object();
-    jset(&b, props, "serverKeyType", jstr(&b, "AzureKeyVault"));
-    jset(&b, props, "uri", jstr(&b, s->keys.v[0]));
+    sq_json_put(&bad, props, "serverKeyType", json_string("AzureKeyVault"));
+    sq_json_put(&bad, props, "uri", json_string(s->keys.v[0]));
     break;
   case SQ_STEP_SET_SERVER_PROTECTOR:
     if((rc = need(s->protector_uri, "protector", s, err)))
@@ -332,16 +320,16 @@ sq_code sq_plan_step_request(const sq_plan_step *s, sq_plan_request *out, sq_err
     method = "PUT";
     suffix = "/encryptionProtector/current";
     props = json_object();
-    jset(&b, props, "serverKeyType", jstr(&b, "AzureKeyVault"));
-    jset(&b, props, "serverKeyName", jstr(&b, keyname));
-    jset(&b, props, "autoRotationEnabled", json_boolean(s->auto_rotation));
+    sq_json_put(&bad, props, "serverKeyType", json_string("AzureKeyVault"));
+    sq_json_put(&bad, props, "serverKeyName", json_string(keyname));
+    sq_json_put(&bad, props, "autoRotationEnabled", json_boolean(s->auto_rotation));
     break;
   case SQ_STEP_SET_SERVER_SERVICE_MANAGED:
     method = "PUT";
     suffix = "/encryptionProtector/current";
     props = json_object();
-    jset(&b, props, "serverKeyType", jstr(&b, "ServiceManaged"));
-    jset(&b, props, "serverKeyName", jstr(&b, "ServiceManaged"));
+    sq_json_put(&bad, props, "serverKeyType", json_string("ServiceManaged"));
+    sq_json_put(&bad, props, "serverKeyName", json_string("ServiceManaged"));
     break;
   default:
     return sq_err_set(err, SQ_EINVAL, "unknown step kind %d", (int)s->kind);
@@ -349,7 +337,7 @@ sq_code sq_plan_step_request(const sq_plan_step *s, sq_plan_request *out, sq_err
   if(props) {
     if(!body)
       body = json_object();
-    jset(&b, body, "properties", props);
+    sq_json_put(&bad, body, "properties", props);
   }
   int n;
   if(s->kind == SQ_STEP_ADD_SERVER_KEY)
@@ -360,9 +348,9 @@ sq_code sq_plan_step_request(const sq_plan_step *s, sq_plan_request *out, sq_err
     n = asprintf(&out->path, "%s%s", s->server_id, suffix);
   if(n < 0) {
     out->path = NULL;
-    b.oom = 1;
+    bad = 1;
   }
-  if(b.oom) {
+  if(bad) {
     json_decref(body);
     sq_plan_request_free(out);
     return sq_err_set(err, SQ_ENOMEM,

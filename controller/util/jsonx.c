@@ -65,4 +65,14 @@ int sq_json_bool(const json_t *root, const char *path, int def) {
   return json_is_boolean(v) ? json_is_true(v) : def;
 }
 
+void sq_json_put(int *bad, json_t *obj, const char *key, json_t *val) {
+  if(!obj || !val || !key) {
+    json_decref(val);
+    *bad = 1;
+    return;
+  }
+  if(json_object_set_new(obj, key, val)) /* jansson releases val on failure */
+    *bad = 1;
+}
+
 char *sq_json_dump(const json_t *v) { return json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS); }

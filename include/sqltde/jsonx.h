@@ -34,6 +34,13 @@ int64_t sq_json_number_i64(const json_t *v, int64_t def);
 /* Boolean at path, or def. */
 int sq_json_bool(const json_t *root, const char *path, int def);
 
+/* Sets obj[key] = val, taking val's reference in every case, and records a
+ * failure in *bad: a NULL obj or val (allocation failure, or json_string()
+ * refusing invalid UTF-8) or a key jansson refuses. Request bodies are built
+ * top-down with it and checked once, so a field can never be dropped
+ * silently (a key map missing a key would be a different request). */
+void sq_json_put(int *bad, json_t *obj, const char *key, json_t *val);
+
 /* Serialises compactly with sorted keys; caller frees with free(). */
 char *sq_json_dump(const json_t *v);
 

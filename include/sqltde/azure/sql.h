@@ -180,6 +180,11 @@ typedef struct sq_sql_db_patch_args {
 } sq_sql_db_patch_args;
 
 sq_code sq_sql_db_patch_body(const sq_sql_db_patch_args *p, json_t **out, sq_err *err);
+
+/* {"type":"UserAssigned","userAssignedIdentities":{set:{}, remove...:null}}
+ * ("type" only with set), the identity block of databases and servers; a
+ * failure is recorded in *bad (sq_json_put). */
+json_t *sq_sql_umi_identity(int *bad, const char *set, const char *const *remove);
 sq_code sq_sql_db_patch(sq_arm *a, const char *db_id, const sq_sql_db_patch_args *p,
                         sq_sql_database *out, sq_err *err);
 
