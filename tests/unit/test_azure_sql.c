@@ -598,4 +598,18 @@ TEST(parsers_reset_output_and_fill_absent_values) {
   json_decref(bad);
 }
 
+TEST(bodies_never_drop_a_field) {
+  /* a key URI that is not UTF-8 would vanish from the keys map: refused */
+  const char *bad_keys[] = {"https://kv.vault.azure.net/keys/k/\xff", NULL};
+  sq_sql_db_patch_args p = {.keys_add = bad_keys, .auto_rotation = -1};
+  json_t *body = NULL;
+  sq_err e;
+  ASSERT_EQ(sq_sql_db_patch_body(&p, &body, &e), SQ_EINVAL);
+  ASSERT_NULL(body);
+  ASSERT_STR_CONTAINS(e.message, "database patch: cannot build the body");
+  sq_sql_db_create_args c = {.location = "eastus", .umi_id = "/x/umi", .keys = bad_keys, .auto_rotation = -1};
+  ASSERT_EQ(sq_sql_db_create_body(&c, &body, &e), SQ_EINVAL);
+  ASSERT_NULL(body);
+}
+
 TEST_MAIN()

@@ -94,6 +94,23 @@ TEST(json_number_saturates) {
   json_decref(v);
 }
 
+TEST(json_put_records_what_it_could_not_set) {
+  int bad = 0;
+  json_t *o = json_object();
+  sq_json_put(&bad, o, "a", json_string("x"));
+  ASSERT_EQ(bad, 0);
+  sq_json_put(&bad, o, "b", json_string("\xff\xfe")); /* not UTF-8: jansson gives NULL */
+  ASSERT_EQ(bad, 1);
+  bad = 0;
+  sq_json_put(&bad, o, "\xff", json_object()); /* a key that is not UTF-8 */
+  ASSERT_EQ(bad, 1);
+  bad = 0;
+  sq_json_put(&bad, NULL, "c", json_integer(1)); /* no object: the value is released, not leaked */
+  ASSERT_EQ(bad, 1);
+  ASSERT_EQ(json_object_size(o), 1);
+  json_decref(o);
+}
+
 TEST(log_levels_parse) {
   sq_log_level l;
   ASSERT_OK(sq_log_parse_level("debug", &l));
