@@ -76,24 +76,19 @@ int emu_arm_check_api_version(emu_call *c, const char *resource_type) {
 
 /* ---- scope ---- */
 
+int emu_subscription_tenant(emu *e, const char *sub, char out[EMU_ID_MAX]) {
+  out[0] = '\0';
+  return emu_sql_text(e, out, EMU_ID_MAX, "SELECT tenant FROM subscriptions WHERE id=?", sub, NULL);
+}
+
 int emu_arm_check_scope(emu_call *c, const char *sub, const char *rg) {
   if(!emu_is_guid(sub)) {
     emu_arm_error(c, 400, "InvalidSubscriptionId",
                   "The provided subscription identifier '%.100s' is malformed or invalid.", sub);
     return -1;
   }
-  sqlite3_stmt *st = emu_sql(c->e, "SELECT tenant FROM subscriptions WHERE id=?");
-  int found = 0;
-  char tenant[EMU_ID_MAX] = "";
-  if(st) {
-    sqlite3_bind_text(st, 1, sub, -1, SQLITE_STATIC);
-    if(sqlite3_step(st) == SQLITE_ROW) {
-      found = 1;
-      snprintf(tenant, sizeof tenant, "%s", emu_col_text(st, 0));
-    }
-    sqlite3_finalize(st);
-  }
-  if(!found) {
+  char tenant[EMU_ID_MAX];
+  if(!emu_subscription_tenant(c->e, sub, tenant)) {
     emu_arm_error(c, 404, "SubscriptionNotFound", "The subscription '%.100s' could not be found.", sub);
     return -1;
   }
@@ -107,15 +102,8 @@ int emu_arm_check_scope(emu_call *c, const char *sub, const char *rg) {
   }
   if(!rg)
     return 0;
-  st = emu_sql(c->e, "SELECT 1 FROM resource_groups WHERE sub=? AND name=?");
-  found = 0;
-  if(st) {
-    sqlite3_bind_text(st, 1, sub, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, rg, -1, SQLITE_STATIC);
-    found = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_finalize(st);
-  }
-  if(!found) {
+  char one[2];
+  if(!emu_sql_text(c->e, one, sizeof one, "SELECT 1 FROM resource_groups WHERE sub=? AND name=?", sub, rg, NULL)) {
     emu_arm_error(c, 404, "ResourceGroupNotFound", "Resource group '%.100s' could not be found.", rg);
     return -1;
   }
@@ -195,7 +183,7 @@ static void replace_id(const char *tmpl, const char *id, char *out, size_t n) {
     snprintf(out, n, "%.*s%s%s", (int)(p - tmpl), tmpl, id, p + 4);
 }
 
-static void fmt_time_ms(int64_t ms, char *out, size_t n) {
+void emu_fmt_time_ms(int64_t ms, char *out, size_t n) {
   char t[32];
   sq_rfc3339(ms / 1000, t, sizeof t);
   /* "2022-12-15T05:48:23.09Z"-style: add milliseconds before the Z */
@@ -345,12 +333,12 @@ void emu_lro_poll_async(emu_call *c, const char *id) {
     return;
   }
   char start[40], end[40];
-  fmt_time_ms(r.start_ms, start, sizeof start);
+  emu_fmt_time_ms(r.start_ms, start, sizeof start);
   json_t *b = json_pack("{s:s,s:s,s:s}", "name", id, "status", r.status, "startTime", start);
   if(!strcmp(r.status, "InProgress")) {
     emu_headerf(c, "Retry-After", "%lld", (long long)c->e->set.lro_retry_after_s);
   } else {
-    fmt_time_ms(r.done_ms, end, sizeof end);
+    emu_fmt_time_ms(r.done_ms, end, sizeof end);
     json_object_set_new(b, "endTime", json_string(end));
     if(!strcmp(r.status, "Failed"))
       json_object_set_new(b, "error", json_pack("{s:s,s:s}", "code", r.err_code, "message", r.err_msg));

@@ -24,24 +24,15 @@ static const char *const authz_versions[] = {"2015-07-01", "2018-01-01-preview",
 
 /* ---- vaults ---- */
 
+#define VAULT_COLS EMU_VAULT_COLS ", sku, tags"
+
+/* A row of VAULT_COLS as ARM returns the vault. */
 static json_t *vault_json(emu_call *c, sqlite3_stmt *st) {
   emu_vault v;
-  memset(&v, 0, sizeof v);
-  snprintf(v.name, sizeof v.name, "%s", emu_col_text(st, 0));
-  snprintf(v.sub, sizeof v.sub, "%s", emu_col_text(st, 1));
-  snprintf(v.rg, sizeof v.rg, "%s", emu_col_text(st, 2));
-  snprintf(v.region, sizeof v.region, "%s", emu_col_text(st, 3));
-  snprintf(v.tenant, sizeof v.tenant, "%s", emu_col_text(st, 4));
-  v.soft_delete = sqlite3_column_int(st, 5);
-  v.purge_protection = sqlite3_column_int(st, 6);
-  v.rbac = sqlite3_column_int(st, 7);
-  v.retention_days = sqlite3_column_int(st, 8);
-  char id[1024], uri[256], host[EMU_ID_MAX + 32];
+  emu_vault_from_row(st, &v);
+  char id[1024], uri[256];
   emu_vault_resource_id(&v, id, sizeof id);
-  snprintf(host, sizeof host, "%s.vault.localhost", v.name);
-  for(char *p = host; *p; p++)
-    *p = (char)tolower((unsigned char)*p);
-  emu_base_url(c->e, host, uri, sizeof uri);
+  emu_vault_url(c->e, v.name, uri, sizeof uri);
   strncat(uri, "/", sizeof uri - strlen(uri) - 1);
   json_t *aps = json_array();
   sqlite3_stmt *q = emu_sql(c->e, "SELECT object_id, tenant, keys, secrets, certificates FROM access_policies WHERE vault=?"
@@ -71,20 +62,27 @@ static json_t *vault_json(emu_call *c, sqlite3_stmt *st) {
                    "location", v.region, "tags", tags ? tags : json_object(), "properties", props);
 }
 
-#define VAULT_COLS "name, sub, rg, region, tenant, soft_delete, purge_protection, rbac, retention_days, sku, tags"
+
+/* Checks the route's {sub}/{rg}, authorizes reading vaults at scope and
+ * prepares sql; NULL with the error written. */
+static sqlite3_stmt *vault_query(emu_call *c, const char *scope, const char *sql) {
+  if(emu_arm_check_scope(c, emu_var(c, "sub"), emu_var(c, "rg")) ||
+     emu_arm_authorize(c, scope, "Microsoft.KeyVault/vaults/read"))
+    return NULL;
+  sqlite3_stmt *st = emu_sql(c->e, sql);
+  if(!st)
+    emu_arm_error(c, 500, "InternalServerError", "State error.");
+  return st;
+}
 
 static void h_vault_get(emu_call *c) {
   const char *sub = emu_var(c, "sub"), *rg = emu_var(c, "rg"), *name = emu_var(c, "vault");
   char scope[1024];
   snprintf(scope, sizeof scope, "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.KeyVault/vaults/%s", sub, rg,
            name);
-  if(emu_arm_check_scope(c, sub, rg) || emu_arm_authorize(c, scope, "Microsoft.KeyVault/vaults/read"))
+  sqlite3_stmt *st = vault_query(c, scope, "SELECT " VAULT_COLS " FROM vaults WHERE name=? AND sub=? AND rg=?");
+  if(!st)
     return;
-  sqlite3_stmt *st = emu_sql(c->e, "SELECT " VAULT_COLS " FROM vaults WHERE name=? AND sub=? AND rg=?");
-  if(!st) {
-    emu_arm_error(c, 500, "InternalServerError", "State error.");
-    return;
-  }
   sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, sub, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 3, rg, -1, SQLITE_STATIC);
@@ -105,13 +103,10 @@ static void h_vault_list(emu_call *c) {
     snprintf(scope, sizeof scope, "/subscriptions/%s/resourceGroups/%s", sub, rg);
   else
     snprintf(scope, sizeof scope, "/subscriptions/%s", sub);
-  if(emu_arm_check_scope(c, sub, rg) || emu_arm_authorize(c, scope, "Microsoft.KeyVault/vaults/read"))
+  sqlite3_stmt *st =
+      vault_query(c, scope, "SELECT " VAULT_COLS " FROM vaults WHERE sub=? AND (?2 IS NULL OR rg=?2) ORDER BY name");
+  if(!st)
     return;
-  sqlite3_stmt *st = emu_sql(c->e, "SELECT " VAULT_COLS " FROM vaults WHERE sub=? AND (?2 IS NULL OR rg=?2) ORDER BY name");
-  if(!st) {
-    emu_arm_error(c, 500, "InternalServerError", "State error.");
-    return;
-  }
   sqlite3_bind_text(st, 1, sub, -1, SQLITE_STATIC);
   if(rg)
     sqlite3_bind_text(st, 2, rg, -1, SQLITE_STATIC);
@@ -222,12 +217,32 @@ bad:
 
 #define RA_COLS "name, scope, role_guid, principal_id, principal_type, created_s"
 
+/* Common start of the role assignment handlers: a valid {scope} and action authorized there. */
+static int ra_begin(emu_call *c, const char *action) {
+  char sub[EMU_ID_MAX];
+  const char *scope = emu_var(c, "scope");
+  return !check_scope_path(c, scope, sub, sizeof sub) && !emu_arm_authorize(c, scope, action);
+}
+
+/* The assignment name (at scope; NULL: at any) as ARM returns it, NULL if none. */
+static json_t *ra_find(emu *e, const char *name, const char *scope) {
+  sqlite3_stmt *st = emu_sql(e, scope ? "SELECT " RA_COLS " FROM role_assignments WHERE name=? AND scope=?"
+                                      : "SELECT " RA_COLS " FROM role_assignments WHERE name=?");
+  if(!st)
+    return NULL;
+  sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+  if(scope)
+    sqlite3_bind_text(st, 2, scope, -1, SQLITE_STATIC);
+  json_t *j = sqlite3_step(st) == SQLITE_ROW ? assignment_json(st) : NULL;
+  sqlite3_finalize(st);
+  return j;
+}
+
 static void h_ra_list(emu_call *c) {
   const char *scope = emu_var(c, "scope");
-  char sub[EMU_ID_MAX], principal[EMU_ID_MAX];
+  char principal[EMU_ID_MAX];
   int at_scope;
-  if(check_scope_path(c, scope, sub, sizeof sub) ||
-     emu_arm_authorize(c, scope, "Microsoft.Authorization/roleAssignments/read") ||
+  if(!ra_begin(c, "Microsoft.Authorization/roleAssignments/read") ||
      parse_filter(c, &at_scope, principal, sizeof principal))
     return;
   sqlite3_stmt *st = emu_sql(c->e, "SELECT " RA_COLS " FROM role_assignments ORDER BY created_s, name");
@@ -249,27 +264,20 @@ static void h_ra_list(emu_call *c) {
 }
 
 static void h_ra_get(emu_call *c) {
-  const char *scope = emu_var(c, "scope"), *name = emu_var(c, "name");
-  char sub[EMU_ID_MAX];
-  if(check_scope_path(c, scope, sub, sizeof sub) ||
-     emu_arm_authorize(c, scope, "Microsoft.Authorization/roleAssignments/read"))
+  const char *name = emu_var(c, "name");
+  if(!ra_begin(c, "Microsoft.Authorization/roleAssignments/read"))
     return;
-  sqlite3_stmt *st = emu_sql(c->e, "SELECT " RA_COLS " FROM role_assignments WHERE name=? AND scope=?");
-  sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 2, scope, -1, SQLITE_STATIC);
-  if(st && sqlite3_step(st) == SQLITE_ROW)
-    emu_reply_json(c, 200, assignment_json(st));
+  json_t *j = ra_find(c->e, name, emu_var(c, "scope"));
+  if(j)
+    emu_reply_json(c, 200, j);
   else
     emu_arm_error(c, 404, "RoleAssignmentNotFound", "The role assignment '%.64s' is not found.", name);
-  sqlite3_finalize(st);
 }
 
 static void h_ra_put(emu_call *c) {
   const char *scope = emu_var(c, "scope"), *name = emu_var(c, "name");
-  char sub[EMU_ID_MAX];
   json_t *b = NULL;
-  if(check_scope_path(c, scope, sub, sizeof sub) ||
-     emu_arm_authorize(c, scope, "Microsoft.Authorization/roleAssignments/write") || emu_body_json(c, 0, &b))
+  if(!ra_begin(c, "Microsoft.Authorization/roleAssignments/write") || emu_body_json(c, 0, &b))
     return;
   const char *def = sq_json_str(b, "properties.roleDefinitionId"), *pid = sq_json_str(b, "properties.principalId");
   const char *ptype = sq_json_str(b, "properties.principalType");
@@ -289,33 +297,25 @@ static void h_ra_put(emu_call *c) {
     sqlite3_bind_int64(st, 6, c->now_ms / 1000);
     sqlite3_step(st);
     sqlite3_finalize(st);
-    st = emu_sql(c->e, "SELECT " RA_COLS " FROM role_assignments WHERE name=?");
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    if(st && sqlite3_step(st) == SQLITE_ROW)
-      emu_reply_json(c, 201, assignment_json(st));
+    json_t *j = ra_find(c->e, name, NULL);
+    if(j)
+      emu_reply_json(c, 201, j);
     else
       emu_arm_error(c, 500, "InternalServerError", "State error.");
-    sqlite3_finalize(st);
   }
   json_decref(b);
 }
 
 static void h_ra_delete(emu_call *c) {
-  const char *scope = emu_var(c, "scope"), *name = emu_var(c, "name");
-  char sub[EMU_ID_MAX];
-  if(check_scope_path(c, scope, sub, sizeof sub) ||
-     emu_arm_authorize(c, scope, "Microsoft.Authorization/roleAssignments/delete"))
+  const char *name = emu_var(c, "name");
+  if(!ra_begin(c, "Microsoft.Authorization/roleAssignments/delete"))
     return;
-  sqlite3_stmt *st = emu_sql(c->e, "SELECT " RA_COLS " FROM role_assignments WHERE name=? AND scope=?");
-  sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 2, scope, -1, SQLITE_STATIC);
-  json_t *body = st && sqlite3_step(st) == SQLITE_ROW ? assignment_json(st) : NULL;
-  sqlite3_finalize(st);
+  json_t *body = ra_find(c->e, name, emu_var(c, "scope"));
   if(!body) {
     emu_reply_empty(c, 204);
     return;
   }
-  st = emu_sql(c->e, "DELETE FROM role_assignments WHERE name=?");
+  sqlite3_stmt *st = emu_sql(c->e, "DELETE FROM role_assignments WHERE name=?");
   sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
   sqlite3_step(st);
   sqlite3_finalize(st);

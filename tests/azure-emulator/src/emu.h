@@ -317,6 +317,10 @@ int emu_arm_authorize(emu_call *c, const char *scope, const char *action);
 int emu_arm_throttle(emu_call *c, const char *sub, int kind);
 /* Standard ARM response headers (x-ms-request-id, correlation, routing). */
 void emu_arm_headers(emu_call *c);
+/* ARM's ms-precision RFC 3339 time: "2022-12-15T05:48:23.090Z". */
+void emu_fmt_time_ms(int64_t ms, char *out, size_t n);
+/* The tenant of subscription sub: 1, or 0 with out "" when there is no such subscription. */
+int emu_subscription_tenant(emu *e, const char *sub, char out[EMU_ID_MAX]);
 
 /* Long-running operations. A module starts one, answering 202 with
  * Azure-AsyncOperation + Location + Retry-After; polls of those URLs are
@@ -368,6 +372,10 @@ sq_code emu_meta_get(emu *e, const char *k, sq_buf *out);
 sq_code emu_meta_set(emu *e, const char *k, const void *v, size_t n);
 /* Column text as "" instead of NULL. */
 const char *emu_col_text(sqlite3_stmt *st, int i);
+/* Runs sql with the text parameters that follow (NULL ends them) and copies
+ * the first column of its first row into out: 1 if there was a row, else 0
+ * with out untouched. */
+int emu_sql_text(emu *e, char *out, size_t n, const char *sql, ...) __attribute__((sentinel));
 
 typedef struct emu_schema {
   const char *component;     /* e.g. "core", "keyvault", "sql" */
@@ -447,6 +455,11 @@ typedef struct emu_vault {
   int retention_days;
 } emu_vault;
 int emu_vault_get(emu *e, const char *name, emu_vault *out);
+/* The vaults table's columns that make an emu_vault, in emu_vault_from_row's order. */
+#define EMU_VAULT_COLS "name, sub, rg, region, tenant, soft_delete, purge_protection, rbac, retention_days"
+void emu_vault_from_row(sqlite3_stmt *st, emu_vault *out);
+/* "https://NAME.vault.localhost:PORT", the name in lower case (DNS). */
+void emu_vault_url(emu *e, const char *name, char *out, size_t outlen);
 /* A key from the seed ({name, kty, size, keyOps, pemFile, enabled, nbf, exp}):
  * generated, or imported from a PEM private key file (relative to base_dir). */
 sq_code emu_kv_seed_key(emu *e, const char *vault, const json_t *spec, const char *base_dir, sq_err *err);

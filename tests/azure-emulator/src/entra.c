@@ -56,16 +56,8 @@ int emu_identity_by_resource_id(emu *e, const char *id, emu_identity *out) {
  * through its service principal there: that principal's object id, or 0
  * when the application has none in tid (not consented there). */
 int emu_sp_object_id(emu *e, const char *client_id, const char *tid, char oid[EMU_ID_MAX]) {
-  sqlite3_stmt *st = emu_sql(e, "SELECT object_id FROM service_principals WHERE client_id=? AND tenant=?");
-  if(!st)
-    return 0;
-  sqlite3_bind_text(st, 1, client_id, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 2, tid, -1, SQLITE_STATIC);
-  int found = sqlite3_step(st) == SQLITE_ROW;
-  if(found)
-    snprintf(oid, EMU_ID_MAX, "%s", emu_col_text(st, 0));
-  sqlite3_finalize(st);
-  return found;
+  return emu_sql_text(e, oid, EMU_ID_MAX, "SELECT object_id FROM service_principals WHERE client_id=? AND tenant=?",
+                      client_id, tid, NULL);
 }
 
 int emu_oid_in_tenant(emu *e, const char *oid, const char *tid, char out[EMU_ID_MAX]) {
@@ -78,16 +70,7 @@ int emu_oid_in_tenant(emu *e, const char *oid, const char *tid, char out[EMU_ID_
 
 /* Tenant id for a path segment (id or name), or 0. */
 static int tenant_resolve(emu *e, const char *seg, char *tid, size_t n) {
-  sqlite3_stmt *st = emu_sql(e, "SELECT id FROM tenants WHERE id=? OR name=? COLLATE NOCASE");
-  if(!st)
-    return 0;
-  sqlite3_bind_text(st, 1, seg, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 2, seg, -1, SQLITE_STATIC);
-  int ok = sqlite3_step(st) == SQLITE_ROW;
-  if(ok)
-    snprintf(tid, n, "%s", emu_col_text(st, 0));
-  sqlite3_finalize(st);
-  return ok;
+  return emu_sql_text(e, tid, n, "SELECT id FROM tenants WHERE id=? OR name=? COLLATE NOCASE", seg, seg, NULL);
 }
 
 /* ---- resources (audiences) ---- */

@@ -24,27 +24,37 @@
 
 /* ---- vaults ---- */
 
+void emu_vault_from_row(sqlite3_stmt *st, emu_vault *out) {
+  memset(out, 0, sizeof *out);
+  snprintf(out->name, sizeof out->name, "%s", emu_col_text(st, 0));
+  snprintf(out->sub, sizeof out->sub, "%s", emu_col_text(st, 1));
+  snprintf(out->rg, sizeof out->rg, "%s", emu_col_text(st, 2));
+  snprintf(out->region, sizeof out->region, "%s", emu_col_text(st, 3));
+  snprintf(out->tenant, sizeof out->tenant, "%s", emu_col_text(st, 4));
+  out->soft_delete = sqlite3_column_int(st, 5);
+  out->purge_protection = sqlite3_column_int(st, 6);
+  out->rbac = sqlite3_column_int(st, 7);
+  out->retention_days = sqlite3_column_int(st, 8);
+}
+
 int emu_vault_get(emu *e, const char *name, emu_vault *out) {
-  sqlite3_stmt *st = emu_sql(e, "SELECT name, sub, rg, region, tenant, soft_delete, purge_protection, rbac,"
-                                " retention_days FROM vaults WHERE name=?");
+  sqlite3_stmt *st = emu_sql(e, "SELECT " EMU_VAULT_COLS " FROM vaults WHERE name=?");
   if(!st)
     return 0;
   sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
   int ok = sqlite3_step(st) == SQLITE_ROW;
-  if(ok && out) {
-    memset(out, 0, sizeof *out);
-    snprintf(out->name, sizeof out->name, "%s", emu_col_text(st, 0));
-    snprintf(out->sub, sizeof out->sub, "%s", emu_col_text(st, 1));
-    snprintf(out->rg, sizeof out->rg, "%s", emu_col_text(st, 2));
-    snprintf(out->region, sizeof out->region, "%s", emu_col_text(st, 3));
-    snprintf(out->tenant, sizeof out->tenant, "%s", emu_col_text(st, 4));
-    out->soft_delete = sqlite3_column_int(st, 5);
-    out->purge_protection = sqlite3_column_int(st, 6);
-    out->rbac = sqlite3_column_int(st, 7);
-    out->retention_days = sqlite3_column_int(st, 8);
-  }
+  if(ok && out)
+    emu_vault_from_row(st, out);
   sqlite3_finalize(st);
   return ok;
+}
+
+void emu_vault_url(emu *e, const char *name, char *out, size_t outlen) {
+  char host[EMU_ID_MAX + 32];
+  snprintf(host, sizeof host, "%s.vault.localhost", name);
+  for(char *p = host; *p; p++)
+    *p = (char)tolower((unsigned char)*p);
+  emu_base_url(e, host, out, outlen);
 }
 
 void emu_vault_resource_id(const emu_vault *v, char *out, size_t outlen) {
@@ -54,13 +64,7 @@ void emu_vault_resource_id(const emu_vault *v, char *out, size_t outlen) {
 
 void emu_region_geography(emu *e, const char *region, char *out, size_t outlen) {
   out[0] = '\0';
-  sqlite3_stmt *st = emu_sql(e, "SELECT geography FROM regions WHERE name=?");
-  if(!st)
-    return;
-  sqlite3_bind_text(st, 1, region, -1, SQLITE_STATIC);
-  if(sqlite3_step(st) == SQLITE_ROW)
-    snprintf(out, outlen, "%s", emu_col_text(st, 0));
-  sqlite3_finalize(st);
+  emu_sql_text(e, out, outlen, "SELECT geography FROM regions WHERE name=?", region, NULL);
 }
 
 /* ---- keys in state ---- */
@@ -86,15 +90,35 @@ static void kv_key_free(kv_key *k) {
   memset(k, 0, sizeof *k);
 }
 
-static int name_deleted(emu *e, const char *vault, const char *name) {
-  sqlite3_stmt *st = emu_sql(e, "SELECT 1 FROM kv_deleted WHERE vault=? AND name=?");
+/* Is name soft-deleted in vault? deleted and purge (may be NULL) get its dates. */
+static int load_deleted(emu *e, const char *vault, const char *name, int64_t *deleted, int64_t *purge) {
+  sqlite3_stmt *st = emu_sql(e, "SELECT deleted, purge FROM kv_deleted WHERE vault=? AND name=?");
   if(!st)
     return 0;
   sqlite3_bind_text(st, 1, vault, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-  int r = sqlite3_step(st) == SQLITE_ROW;
+  int ok = sqlite3_step(st) == SQLITE_ROW;
+  if(ok && deleted)
+    *deleted = sqlite3_column_int64(st, 0);
+  if(ok && purge)
+    *purge = sqlite3_column_int64(st, 1);
   sqlite3_finalize(st);
-  return r;
+  return ok;
+}
+
+static int name_deleted(emu *e, const char *vault, const char *name) {
+  return load_deleted(e, vault, name, NULL, NULL);
+}
+
+/* Runs sql with ?1 = vault, ?2 = name. */
+static void exec_vault_name(emu *e, const char *sql, const char *vault, const char *name) {
+  sqlite3_stmt *st = emu_sql(e, sql);
+  if(!st)
+    return;
+  sqlite3_bind_text(st, 1, vault, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+  sqlite3_step(st);
+  sqlite3_finalize(st);
 }
 
 #define KEY_COLS "name, version, seq, kty, key_ops, tags, enabled, nbf, exp, created, updated, der, thumbprint"
@@ -220,13 +244,7 @@ static void stored_name(emu *e, const char *vault, const char *name, char *out, 
 
 /* ---- JSON shapes ---- */
 
-static void vault_base(emu_call *c, const emu_vault *v, char *out, size_t n) {
-  char host[EMU_ID_MAX + 32];
-  snprintf(host, sizeof host, "%s.vault.localhost", v->name);
-  for(char *p = host; *p; p++)
-    *p = (char)tolower((unsigned char)*p);
-  emu_base_url(c->e, host, out, n);
-}
+static void vault_base(emu_call *c, const emu_vault *v, char *out, size_t n) { emu_vault_url(c->e, v->name, out, n); }
 
 static const char *recovery_level(const emu_vault *v) {
   if(!v->soft_delete)
@@ -402,11 +420,47 @@ static void key_not_found(emu_call *c, const char *name, const char *version) {
                  KV_NOT_FOUND_HINT);
 }
 
-static void deleted_conflict(emu_call *c, const char *name) {
+/* A soft-deleted name cannot be reused: answers 409 and returns 1 when name is one. */
+static int deleted_conflict(emu_call *c, const emu_vault *v, const char *name) {
+  if(!name_deleted(c->e, v->name, name))
+    return 0;
   emu_kv_error(c, 409, "Conflict", "ObjectIsDeletedButRecoverable",
                "Key %.200s is currently in a deleted but recoverable state, and its name cannot be reused; in this "
                "state, the key can only be recovered or purged.",
                name);
+  return 1;
+}
+
+static void deleted_not_found(emu_call *c, const char *name) {
+  emu_kv_error(c, 404, "KeyNotFound", NULL, "Deleted Key not found: %.200s", name);
+}
+
+/* Common start of the handlers on one key ({name}): kv_begin, the JSON body
+ * when body is not NULL, then the key's version (NULL or "" = the latest).
+ * 0 with all of it held, else -1 with the error written and nothing held. */
+static int kv_begin_key(emu_call *c, const kv_perm *p, const char *version, emu_vault *v, json_t **body, kv_key *k) {
+  const char *name = emu_var(c, "name");
+  if(kv_begin(c, v, name, p) || (body && emu_body_json(c, 0, body)))
+    return -1;
+  if(kv_load(c->e, v->name, name, version, 0, k))
+    return 0;
+  key_not_found(c, name, version);
+  if(body) {
+    json_decref(*body);
+    *body = NULL;
+  }
+  return -1;
+}
+
+/* kv_begin, then the soft-deleted key {name} with its dates; 0, or -1 with the error written. */
+static int kv_begin_deleted(emu_call *c, const kv_perm *p, emu_vault *v, int64_t *deleted, int64_t *purge) {
+  const char *name = emu_var(c, "name");
+  if(kv_begin(c, v, name, p))
+    return -1;
+  if(load_deleted(c->e, v->name, name, deleted, purge))
+    return 0;
+  deleted_not_found(c, name);
+  return -1;
 }
 
 /* ---- request body parts ---- */
@@ -415,14 +469,18 @@ static const char *const rsa_ops[] = {"encrypt", "decrypt", "sign", "verify", "w
 static const char *const all_ops[] = {"encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey", "import",
                                       "export", NULL};
 
+static json_t *default_key_ops(void) {
+  json_t *a = json_array();
+  for(int i = 0; rsa_ops[i]; i++)
+    json_array_append_new(a, json_string(rsa_ops[i]));
+  return a;
+}
+
 /* key_ops: validated copy, or the RSA default. -1 on bad input (error written). */
 static int parse_key_ops(emu_call *c, const json_t *v, json_t **out) {
   *out = NULL;
   if(!v || json_is_null(v)) {
-    json_t *a = json_array();
-    for(int i = 0; rsa_ops[i]; i++)
-      json_array_append_new(a, json_string(rsa_ops[i]));
-    *out = a;
+    *out = default_key_ops();
     return 0;
   }
   if(!json_is_array(v) || json_array_size(v) > 16) {
@@ -523,7 +581,25 @@ static int has_op(const kv_key *k, const char *op) {
   return 0;
 }
 
-static void new_version(kv_key *k) { emu_rand_hex(k->version, 16); }
+/* key_ops (from ops_src), tags and attributes of a new key (create, import). */
+static int parse_new_key(emu_call *c, const json_t *ops_src, const json_t *body, kv_key *k) {
+  if(parse_key_ops(c, json_object_get(ops_src, "key_ops"), &k->key_ops) ||
+     parse_tags(c, json_object_get(body, "tags"), &k->tags) ||
+     parse_attributes(c, json_object_get(body, "attributes"), k))
+    return -1;
+  return 0;
+}
+
+/* Stores k (material, operations, tags and attributes set) as a new version
+ * of name created at now (seconds); the name keeps the case it was first
+ * stored with. */
+static sq_code kv_store_new(emu *e, const char *vault, const char *name, const char *kty, int64_t now, kv_key *k) {
+  stored_name(e, vault, name, k->name, sizeof k->name, &k->seq);
+  snprintf(k->kty, sizeof k->kty, "%s", kty);
+  emu_rand_hex(k->version, 16);
+  k->created = k->updated = now;
+  return kv_store(e, vault, k);
+}
 
 /* ---- handlers ---- */
 
@@ -535,17 +611,32 @@ static void reply_bundle(emu_call *c, const emu_vault *v, const kv_key *k) {
     emu_reply_json(c, 200, b);
 }
 
+/* Answers a stored key (rc from storing it). */
+static void reply_stored(emu_call *c, const emu_vault *v, const kv_key *k, sq_code rc) {
+  if(rc)
+    emu_kv_error(c, 500, "InternalError", NULL, "Cannot store the key.");
+  else
+    reply_bundle(c, v, k);
+}
+
+/* Common start of create and import: kv_begin on a valid {name}, the body,
+ * and a blank enabled key. 0, or -1 with the error written. */
+static int kv_begin_new(emu_call *c, const kv_perm *p, emu_vault *v, json_t **body, kv_key *k) {
+  const char *name = emu_var(c, "name");
+  if(kv_begin(c, v, name, p) || !valid_key_name(c, name) || emu_body_json(c, 0, body))
+    return -1;
+  memset(k, 0, sizeof *k);
+  k->enabled = 1;
+  return 0;
+}
+
 static void h_create(emu_call *c) {
   emu_vault v;
   const char *name = emu_var(c, "name");
-  if(kv_begin(c, &v, name, &P_CREATE) || !valid_key_name(c, name))
-    return;
   json_t *body = NULL;
-  if(emu_body_json(c, 0, &body))
-    return;
   kv_key k;
-  memset(&k, 0, sizeof k);
-  k.enabled = 1;
+  if(kv_begin_new(c, &P_CREATE, &v, &body, &k))
+    return;
   const char *kty = sq_json_str(body, "kty");
   json_t *sz = json_object_get(body, "key_size");
   json_t *pe = json_object_get(body, "public_exponent");
@@ -566,27 +657,13 @@ static void h_create(emu_call *c) {
     emu_kv_error(c, 400, "BadParameter", NULL, "Only public_exponent 65537 is supported.");
     goto out;
   }
-  if(parse_key_ops(c, json_object_get(body, "key_ops"), &k.key_ops) ||
-     parse_tags(c, json_object_get(body, "tags"), &k.tags) ||
-     parse_attributes(c, json_object_get(body, "attributes"), &k))
+  if(parse_new_key(c, body, body, &k) || deleted_conflict(c, &v, name))
     goto out;
-  if(name_deleted(c->e, v.name, name)) {
-    deleted_conflict(c, name);
-    goto out;
-  }
   if(kvc_generate(bits, &k.pkey, NULL)) {
     emu_kv_error(c, 500, "InternalError", NULL, "Key generation failed.");
     goto out;
   }
-  stored_name(c->e, v.name, name, k.name, sizeof k.name, &k.seq);
-  snprintf(k.kty, sizeof k.kty, "%s", kty);
-  new_version(&k);
-  k.created = k.updated = c->now_ms / 1000;
-  if(kv_store(c->e, v.name, &k)) {
-    emu_kv_error(c, 500, "InternalError", NULL, "Cannot store the key.");
-    goto out;
-  }
-  reply_bundle(c, &v, &k);
+  reply_stored(c, &v, &k, kv_store_new(c->e, v.name, name, kty, c->now_ms / 1000, &k));
 out:
   kv_key_free(&k);
   json_decref(body);
@@ -595,14 +672,10 @@ out:
 static void h_import(emu_call *c) {
   emu_vault v;
   const char *name = emu_var(c, "name");
-  if(kv_begin(c, &v, name, &P_IMPORT) || !valid_key_name(c, name))
-    return;
   json_t *body = NULL;
-  if(emu_body_json(c, 0, &body))
-    return;
   kv_key k;
-  memset(&k, 0, sizeof k);
-  k.enabled = 1;
+  if(kv_begin_new(c, &P_IMPORT, &v, &body, &k))
+    return;
   json_t *jwk = json_object_get(body, "key");
   json_t *hsm = json_object_get(body, "Hsm");
   const char *kty = sq_json_str(jwk, "kty");
@@ -625,9 +698,7 @@ static void h_import(emu_call *c) {
     emu_kv_error(c, 400, "BadParameter", NULL, "BYOK (key_hsm) imports are not supported by the emulator.");
     goto out;
   }
-  if(parse_key_ops(c, json_object_get(jwk, "key_ops"), &k.key_ops) ||
-     parse_tags(c, json_object_get(body, "tags"), &k.tags) ||
-     parse_attributes(c, json_object_get(body, "attributes"), &k))
+  if(parse_new_key(c, jwk, body, &k))
     goto out;
   if(kvc_from_jwk_private(jwk, &k.pkey, &err)) {
     emu_kv_error(c, 400, "BadParameter", NULL, "The key is not a valid RSA private key: %s.", err.message);
@@ -638,19 +709,11 @@ static void h_import(emu_call *c) {
     emu_kv_error(c, 400, "BadParameter", NULL, "Invalid key size %d; RSA keys are 2048, 3072 or 4096 bits.", bits);
     goto out;
   }
-  if(name_deleted(c->e, v.name, name)) {
-    deleted_conflict(c, name);
+  if(deleted_conflict(c, &v, name))
     goto out;
-  }
-  stored_name(c->e, v.name, name, k.name, sizeof k.name, &k.seq);
-  snprintf(k.kty, sizeof k.kty, "%s", json_is_true(hsm) || !strcmp(kty, "RSA-HSM") ? "RSA-HSM" : "RSA");
-  new_version(&k);
-  k.created = k.updated = c->now_ms / 1000;
-  if(kv_store(c->e, v.name, &k)) {
-    emu_kv_error(c, 500, "InternalError", NULL, "Cannot store the key.");
-    goto out;
-  }
-  reply_bundle(c, &v, &k);
+  reply_stored(c, &v, &k,
+               kv_store_new(c->e, v.name, name, json_is_true(hsm) || !strcmp(kty, "RSA-HSM") ? "RSA-HSM" : "RSA",
+                            c->now_ms / 1000, &k));
 out:
   kv_key_free(&k);
   json_decref(body);
@@ -658,32 +721,19 @@ out:
 
 static void h_get(emu_call *c) {
   emu_vault v;
-  const char *name = emu_var(c, "name"), *version = emu_var(c, "version");
-  if(kv_begin(c, &v, name, &P_GET))
-    return;
   kv_key k;
-  if(!kv_load(c->e, v.name, name, version, 0, &k)) {
-    key_not_found(c, name, version);
+  if(kv_begin_key(c, &P_GET, emu_var(c, "version"), &v, NULL, &k))
     return;
-  }
   reply_bundle(c, &v, &k);
   kv_key_free(&k);
 }
 
 static void h_update(emu_call *c) {
   emu_vault v;
-  const char *name = emu_var(c, "name"), *version = emu_var(c, "version");
-  if(kv_begin(c, &v, name, &P_UPDATE))
-    return;
   json_t *body = NULL;
-  if(emu_body_json(c, 0, &body))
-    return;
   kv_key k;
-  if(!kv_load(c->e, v.name, name, version, 0, &k)) {
-    key_not_found(c, name, version);
-    json_decref(body);
+  if(kv_begin_key(c, &P_UPDATE, emu_var(c, "version"), &v, &body, &k))
     return;
-  }
   json_t *ops = NULL, *tags = NULL;
   if(json_object_get(body, "key_ops") && parse_key_ops(c, json_object_get(body, "key_ops"), &ops))
     goto out;
@@ -702,11 +752,7 @@ static void h_update(emu_call *c) {
     tags = NULL;
   }
   k.updated = c->now_ms / 1000;
-  if(kv_store(c->e, v.name, &k)) {
-    emu_kv_error(c, 500, "InternalError", NULL, "Cannot store the key.");
-    goto out;
-  }
-  reply_bundle(c, &v, &k);
+  reply_stored(c, &v, &k, kv_store(c->e, v.name, &k));
 out:
   json_decref(ops);
   json_decref(tags);
@@ -717,27 +763,15 @@ out:
 static void purge_name(emu *e, const char *vault, const char *name) {
   const char *sqls[] = {"DELETE FROM kv_keys WHERE vault=? AND name=?", "DELETE FROM kv_deleted WHERE vault=? AND name=?",
                         "DELETE FROM kv_rotation_policies WHERE vault=? AND name=?"};
-  for(int i = 0; i < 3; i++) {
-    sqlite3_stmt *st = emu_sql(e, sqls[i]);
-    if(!st)
-      continue;
-    sqlite3_bind_text(st, 1, vault, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    sqlite3_step(st);
-    sqlite3_finalize(st);
-  }
+  for(int i = 0; i < 3; i++)
+    exec_vault_name(e, sqls[i], vault, name);
 }
 
 static void h_delete(emu_call *c) {
   emu_vault v;
-  const char *name = emu_var(c, "name");
-  if(kv_begin(c, &v, name, &P_DELETE))
-    return;
   kv_key k;
-  if(!kv_load(c->e, v.name, name, NULL, 0, &k)) {
-    key_not_found(c, name, NULL);
+  if(kv_begin_key(c, &P_DELETE, NULL, &v, NULL, &k))
     return;
-  }
   json_t *b = bundle_json(c, &v, &k);
   if(!b) {
     emu_kv_error(c, 500, "InternalError", NULL, "Cannot encode the key.");
@@ -810,17 +844,40 @@ static int skip_token(emu_call *c, char *out, size_t n) {
   return 0;
 }
 
-static void h_list(emu_call *c) {
+/* Common start of the list handlers: kv_begin, then maxresults and the
+ * decoded $skiptoken; 0, or -1 with the error written. */
+static int kv_begin_list(emu_call *c, const char *key_name, const kv_perm *p, emu_vault *v, int *max,
+                         char after[EMU_ID_MAX + 1]) {
+  if(kv_begin(c, v, key_name, p))
+    return -1;
+  *max = max_results(c);
+  return *max < 0 || skip_token(c, after, EMU_ID_MAX + 1) ? -1 : 0;
+}
+
+/* Answers one page of items; more: with a nextLink to path continuing after token. */
+static void reply_page(emu_call *c, const emu_vault *v, json_t *items, int more, const char *path, const char *token,
+                       int max) {
+  json_t *page = json_pack("{s:o}", "value", items);
+  if(more)
+    next_link(c, v, path, token, max, page);
+  else
+    json_object_set_new(page, "nextLink", json_null());
+  emu_reply_json(c, 200, page);
+}
+
+/* A page of key names in name order: the live keys, or the soft-deleted ones
+ * with their deletion dates. */
+static void list_names(emu_call *c, int deleted) {
   emu_vault v;
-  if(kv_begin(c, &v, NULL, &P_LIST))
-    return;
-  int max = max_results(c);
+  int max;
   char after[EMU_ID_MAX + 1];
-  if(max < 0 || skip_token(c, after, sizeof after))
+  if(kv_begin_list(c, NULL, deleted ? &P_DEL_READ : &P_LIST, &v, &max, after))
     return;
-  sqlite3_stmt *st = emu_sql(c->e, "SELECT DISTINCT name FROM kv_keys k WHERE vault=? AND name > ? COLLATE NOCASE"
-                                   " AND NOT EXISTS (SELECT 1 FROM kv_deleted d WHERE d.vault=k.vault AND d.name=k.name)"
-                                   " ORDER BY name COLLATE NOCASE LIMIT ?");
+  sqlite3_stmt *st = emu_sql(c->e, deleted ? "SELECT name, deleted, purge FROM kv_deleted WHERE vault=? AND name > ?"
+                                             " COLLATE NOCASE ORDER BY name COLLATE NOCASE LIMIT ?"
+                                           : "SELECT DISTINCT name FROM kv_keys k WHERE vault=? AND name > ? COLLATE NOCASE"
+                                             " AND NOT EXISTS (SELECT 1 FROM kv_deleted d WHERE d.vault=k.vault AND"
+                                             " d.name=k.name) ORDER BY name COLLATE NOCASE LIMIT ?");
   if(!st) {
     emu_kv_error(c, 500, "InternalError", NULL, "State error.");
     return;
@@ -838,31 +895,30 @@ static void h_list(emu_call *c) {
     }
     char nm[EMU_ID_MAX];
     snprintf(nm, sizeof nm, "%s", emu_col_text(st, 0));
+    int64_t del = deleted ? sqlite3_column_int64(st, 1) : 0, purge = deleted ? sqlite3_column_int64(st, 2) : 0;
     kv_key k;
-    if(kv_load(c->e, v.name, nm, NULL, 0, &k)) {
-      json_array_append_new(items, item_json(c, &v, &k, 0));
+    if(kv_load(c->e, v.name, nm, NULL, deleted, &k)) {
+      json_t *it = item_json(c, &v, &k, 0);
+      if(deleted)
+        add_deleted_fields(c, &v, it, k.name, del, purge);
+      json_array_append_new(items, it);
       kv_key_free(&k);
     }
     snprintf(last, sizeof last, "%s", nm);
     n++;
   }
   sqlite3_finalize(st);
-  json_t *page = json_pack("{s:o}", "value", items);
-  if(more)
-    next_link(c, &v, "/keys", last, max, page);
-  else
-    json_object_set_new(page, "nextLink", json_null());
-  emu_reply_json(c, 200, page);
+  reply_page(c, &v, items, more, deleted ? "/deletedkeys" : "/keys", last, max);
 }
+
+static void h_list(emu_call *c) { list_names(c, 0); }
 
 static void h_versions(emu_call *c) {
   emu_vault v;
   const char *name = emu_var(c, "name");
-  if(kv_begin(c, &v, name, &P_LIST))
-    return;
-  int max = max_results(c);
+  int max;
   char after[EMU_ID_MAX + 1];
-  if(max < 0 || skip_token(c, after, sizeof after))
+  if(kv_begin_list(c, name, &P_LIST, &v, &max, after))
     return;
   if(name_deleted(c->e, v.name, name)) {
     key_not_found(c, name, NULL);
@@ -900,29 +956,19 @@ static void h_versions(emu_call *c) {
     key_not_found(c, name, NULL);
     return;
   }
-  json_t *page = json_pack("{s:o}", "value", items);
-  if(more) {
-    char tok[32], path[EMU_ID_MAX + 32];
-    snprintf(tok, sizeof tok, "%lld", (long long)last);
-    snprintf(path, sizeof path, "/keys/%s/versions", name);
-    next_link(c, &v, path, tok, max, page);
-  } else {
-    json_object_set_new(page, "nextLink", json_null());
-  }
-  emu_reply_json(c, 200, page);
+  char tok[32], path[EMU_ID_MAX + 32];
+  snprintf(tok, sizeof tok, "%lld", (long long)last);
+  snprintf(path, sizeof path, "/keys/%s/versions", name);
+  reply_page(c, &v, items, more, path, tok, max);
 }
 
 /* wrapkey / unwrapkey / encrypt / decrypt */
 static void crypto_op(emu_call *c, const kv_perm *p, int decrypt) {
   emu_vault v;
-  const char *name = emu_var(c, "name"), *version = emu_var(c, "version");
-  if(kv_begin(c, &v, name, p))
-    return;
   json_t *body = NULL;
-  if(emu_body_json(c, 0, &body))
-    return;
   kv_key k;
-  memset(&k, 0, sizeof k);
+  if(kv_begin_key(c, p, emu_var(c, "version"), &v, &body, &k))
+    return;
   sq_buf in, out, enc;
   sq_buf_init(&in, 4096);
   sq_buf_init(&out, 4096);
@@ -930,10 +976,6 @@ static void crypto_op(emu_call *c, const kv_perm *p, int decrypt) {
   const char *algs = sq_json_str(body, "alg"), *val = sq_json_str(body, "value");
   int alg = kvc_alg(algs);
   int64_t now = c->now_ms / 1000;
-  if(!kv_load(c->e, v.name, name, version, 0, &k)) {
-    key_not_found(c, name, version);
-    goto out;
-  }
   if(!alg) {
     emu_kv_error(c, 400, "BadParameter", NULL, "Invalid algorithm '%.32s' for an RSA key (RSA-OAEP, RSA-OAEP-256, RSA1_5).",
                  algs ? algs : "(missing)");
@@ -1086,10 +1128,8 @@ static void h_restore(emu_call *c) {
                  bsub ? bsub : "?", bgeo ? bgeo : "?", v.sub, geo);
     goto out;
   }
-  if(name_deleted(c->e, v.name, name)) {
-    deleted_conflict(c, name);
+  if(deleted_conflict(c, &v, name))
     goto out;
-  }
   kv_key probe;
   if(kv_load(c->e, v.name, name, NULL, 1, &probe)) {
     kv_key_free(&probe);
@@ -1213,15 +1253,9 @@ static sq_code rotate_key(emu *e, const char *vault, const kv_key *k, int64_t no
   sq_code rc = kvc_generate(kvc_bits(k->pkey), &out->pkey, NULL);
   if(rc)
     return rc;
-  int64_t seq;
-  stored_name(e, vault, k->name, out->name, sizeof out->name, &seq);
-  out->seq = seq;
-  snprintf(out->kty, sizeof out->kty, "%s", k->kty);
   out->key_ops = json_deep_copy(k->key_ops);
   out->tags = k->tags ? json_deep_copy(k->tags) : NULL;
   out->enabled = 1;
-  new_version(out);
-  out->created = out->updated = now;
   json_t *pol = load_policy(e, vault, k->name, NULL, NULL);
   int64_t expiry = iso_duration(sq_json_str(pol, "attributes.expiryTime"));
   if(expiry > 0) {
@@ -1229,19 +1263,14 @@ static sq_code rotate_key(emu *e, const char *vault, const kv_key *k, int64_t no
     out->exp = now + expiry;
   }
   json_decref(pol);
-  return kv_store(e, vault, out);
+  return kv_store_new(e, vault, k->name, k->kty, now, out);
 }
 
 static void h_rotate(emu_call *c) {
   emu_vault v;
-  const char *name = emu_var(c, "name");
-  if(kv_begin(c, &v, name, &P_ROTATE))
-    return;
   kv_key k, n;
-  if(!kv_load(c->e, v.name, name, NULL, 0, &k)) {
-    key_not_found(c, name, NULL);
+  if(kv_begin_key(c, &P_ROTATE, NULL, &v, NULL, &k))
     return;
-  }
   if(rotate_key(c->e, v.name, &k, c->now_ms / 1000, &n))
     emu_kv_error(c, 500, "InternalError", NULL, "Rotation failed.");
   else
@@ -1276,16 +1305,11 @@ static json_t *policy_json(emu_call *c, const emu_vault *v, const char *name, js
 
 static void h_get_policy(emu_call *c) {
   emu_vault v;
-  const char *name = emu_var(c, "name");
-  if(kv_begin(c, &v, name, &P_GETPOL))
-    return;
   kv_key k;
-  if(!kv_load(c->e, v.name, name, NULL, 0, &k)) {
-    key_not_found(c, name, NULL);
+  if(kv_begin_key(c, &P_GETPOL, NULL, &v, NULL, &k))
     return;
-  }
   int64_t cr = 0, up = 0;
-  json_t *p = load_policy(c->e, v.name, name, &cr, &up);
+  json_t *p = load_policy(c->e, v.name, emu_var(c, "name"), &cr, &up);
   emu_reply_json(c, 200, policy_json(c, &v, k.name, p, cr, up));
   json_decref(p);
   kv_key_free(&k);
@@ -1293,18 +1317,10 @@ static void h_get_policy(emu_call *c) {
 
 static void h_set_policy(emu_call *c) {
   emu_vault v;
-  const char *name = emu_var(c, "name");
-  if(kv_begin(c, &v, name, &P_SETPOL))
-    return;
   json_t *body = NULL;
-  if(emu_body_json(c, 0, &body))
-    return;
   kv_key k;
-  if(!kv_load(c->e, v.name, name, NULL, 0, &k)) {
-    key_not_found(c, name, NULL);
-    json_decref(body);
+  if(kv_begin_key(c, &P_SETPOL, NULL, &v, &body, &k))
     return;
-  }
   json_t *la = json_object_get(body, "lifetimeActions");
   const char *exp = sq_json_str(body, "attributes.expiryTime");
   size_t i;
@@ -1357,33 +1373,14 @@ out:
 
 /* ---- deleted keys ---- */
 
-static int load_deleted(emu *e, const char *vault, const char *name, int64_t *deleted, int64_t *purge) {
-  sqlite3_stmt *st = emu_sql(e, "SELECT deleted, purge FROM kv_deleted WHERE vault=? AND name=?");
-  if(!st)
-    return 0;
-  sqlite3_bind_text(st, 1, vault, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-  int ok = sqlite3_step(st) == SQLITE_ROW;
-  if(ok) {
-    *deleted = sqlite3_column_int64(st, 0);
-    *purge = sqlite3_column_int64(st, 1);
-  }
-  sqlite3_finalize(st);
-  return ok;
-}
-
-static void deleted_not_found(emu_call *c, const char *name) {
-  emu_kv_error(c, 404, "KeyNotFound", NULL, "Deleted Key not found: %.200s", name);
-}
-
 static void h_deleted_get(emu_call *c) {
   emu_vault v;
   const char *name = emu_var(c, "name");
-  if(kv_begin(c, &v, name, &P_DEL_GET))
-    return;
   int64_t del, purge;
   kv_key k;
-  if(!load_deleted(c->e, v.name, name, &del, &purge) || !kv_load(c->e, v.name, name, NULL, 1, &k)) {
+  if(kv_begin_deleted(c, &P_DEL_GET, &v, &del, &purge))
+    return;
+  if(!kv_load(c->e, v.name, name, NULL, 1, &k)) {
     deleted_not_found(c, name);
     return;
   }
@@ -1394,90 +1391,30 @@ static void h_deleted_get(emu_call *c) {
   kv_key_free(&k);
 }
 
-static void h_deleted_list(emu_call *c) {
-  emu_vault v;
-  if(kv_begin(c, &v, NULL, &P_DEL_READ))
-    return;
-  int max = max_results(c);
-  char after[EMU_ID_MAX + 1];
-  if(max < 0 || skip_token(c, after, sizeof after))
-    return;
-  sqlite3_stmt *st = emu_sql(c->e, "SELECT name, deleted, purge FROM kv_deleted WHERE vault=? AND name > ? COLLATE NOCASE"
-                                   " ORDER BY name COLLATE NOCASE LIMIT ?");
-  if(!st) {
-    emu_kv_error(c, 500, "InternalError", NULL, "State error.");
-    return;
-  }
-  sqlite3_bind_text(st, 1, v.name, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 2, after, -1, SQLITE_STATIC);
-  sqlite3_bind_int(st, 3, max + 1);
-  json_t *items = json_array();
-  int n = 0, more = 0;
-  char last[EMU_ID_MAX] = "";
-  while(sqlite3_step(st) == SQLITE_ROW) {
-    if(n == max) {
-      more = 1;
-      break;
-    }
-    char nm[EMU_ID_MAX];
-    snprintf(nm, sizeof nm, "%s", emu_col_text(st, 0));
-    int64_t del = sqlite3_column_int64(st, 1), purge = sqlite3_column_int64(st, 2);
-    kv_key k;
-    if(kv_load(c->e, v.name, nm, NULL, 1, &k)) {
-      json_t *it = item_json(c, &v, &k, 0);
-      add_deleted_fields(c, &v, it, k.name, del, purge);
-      json_array_append_new(items, it);
-      kv_key_free(&k);
-    }
-    snprintf(last, sizeof last, "%s", nm);
-    n++;
-  }
-  sqlite3_finalize(st);
-  json_t *page = json_pack("{s:o}", "value", items);
-  if(more)
-    next_link(c, &v, "/deletedkeys", last, max, page);
-  else
-    json_object_set_new(page, "nextLink", json_null());
-  emu_reply_json(c, 200, page);
-}
+static void h_deleted_list(emu_call *c) { list_names(c, 1); }
 
 static void h_purge(emu_call *c) {
   emu_vault v;
-  const char *name = emu_var(c, "name");
-  if(kv_begin(c, &v, name, &P_PURGE))
-    return;
   int64_t del, purge;
-  if(!load_deleted(c->e, v.name, name, &del, &purge)) {
-    deleted_not_found(c, name);
+  if(kv_begin_deleted(c, &P_PURGE, &v, &del, &purge))
     return;
-  }
   if(v.purge_protection) {
     emu_kv_error(c, 403, "Forbidden", "PurgeProtectionEnabled",
                  "Operation \"purge\" is not allowed because purge protection is enabled for this vault. Key Vault "
                  "service will automatically purge it after the retention period has passed.");
     return;
   }
-  purge_name(c->e, v.name, name);
+  purge_name(c->e, v.name, emu_var(c, "name"));
   emu_reply_empty(c, 204);
 }
 
 static void h_recover(emu_call *c) {
   emu_vault v;
   const char *name = emu_var(c, "name");
-  if(kv_begin(c, &v, name, &P_RECOVER))
-    return;
   int64_t del, purge;
-  if(!load_deleted(c->e, v.name, name, &del, &purge)) {
-    deleted_not_found(c, name);
+  if(kv_begin_deleted(c, &P_RECOVER, &v, &del, &purge))
     return;
-  }
-  sqlite3_stmt *st = emu_sql(c->e, "DELETE FROM kv_deleted WHERE vault=? AND name=?");
-  if(st) {
-    sqlite3_bind_text(st, 1, v.name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    sqlite3_step(st);
-    sqlite3_finalize(st);
-  }
+  exec_vault_name(c->e, "DELETE FROM kv_deleted WHERE vault=? AND name=?", v.name, name);
   kv_key k;
   if(!kv_load(c->e, v.name, name, NULL, 0, &k)) {
     key_not_found(c, name, NULL);
@@ -1604,26 +1541,17 @@ sq_code emu_kv_seed_key(emu *e, const char *vault, const json_t *spec, const cha
   }
   json_t *ops = json_object_get(spec, "keyOps");
   key.key_ops = ops ? json_deep_copy(ops) : NULL;
-  if(!rc && !key.key_ops) {
-    key.key_ops = json_array();
-    for(int i = 0; rsa_ops[i]; i++)
-      json_array_append_new(key.key_ops, json_string(rsa_ops[i]));
-  }
+  if(!rc && !key.key_ops)
+    key.key_ops = default_key_ops();
   if(!rc && !json_is_array(key.key_ops))
     rc = sq_err_set(err, SQ_EINVAL, "vaults[%s].keys[%s]: keyOps must be a list", vault, name);
   if(!rc) {
-    int64_t seq;
-    stored_name(e, vault, name, key.name, sizeof key.name, &seq);
-    key.seq = seq;
-    snprintf(key.kty, sizeof key.kty, "%s", kty ? kty : "RSA");
     key.enabled = sq_json_bool(spec, "enabled", 1);
     key.has_nbf = json_is_integer(json_object_get(spec, "nbf"));
     key.nbf = sq_json_int(spec, "nbf", 0);
     key.has_exp = json_is_integer(json_object_get(spec, "exp"));
     key.exp = sq_json_int(spec, "exp", 0);
-    new_version(&key);
-    key.created = key.updated = emu_now_s(e);
-    if(kv_store(e, vault, &key))
+    if(kv_store_new(e, vault, name, kty ? kty : "RSA", emu_now_s(e), &key))
       rc = sq_err_set(err, SQ_EIO, "vaults[%s].keys[%s]: cannot store", vault, name);
   }
   kv_key_free(&key);

@@ -574,14 +574,8 @@ static int seed_vaults(seedctx *s, const json_t *seed) {
       okname = isalnum((unsigned char)name[k]) || name[k] == '-';
     if(!okname)
       return sq_err_set(s->err, SQ_EINVAL, "vaults[%s]: names are 3-24 characters of 0-9, a-z, A-Z and '-'", name), -1;
-    char subtenant[EMU_ID_MAX] = "";
-    sqlite3_stmt *st = emu_sql(s->e, "SELECT tenant FROM subscriptions WHERE id=?");
-    if(st) {
-      sqlite3_bind_text(st, 1, sub, -1, SQLITE_STATIC);
-      if(sqlite3_step(st) == SQLITE_ROW)
-        snprintf(subtenant, sizeof subtenant, "%s", emu_col_text(st, 0));
-      sqlite3_finalize(st);
-    }
+    char subtenant[EMU_ID_MAX];
+    emu_subscription_tenant(s->e, sub, subtenant);
     if(!(tenant = str(s, t, w, "tenant", subtenant)))
       return -1;
     int sd, pp, rbac;

@@ -141,7 +141,7 @@ int sqlkv_permission_pending(emu *e, const sqlkv_ref *ref, const char *oid);
 /* ---- small shared helpers (sql_store.c) ---- */
 /* ms-precision RFC 3339 ("2023-02-04T01:57:42.49Z"); -1 on error. */
 int64_t sql_parse_time_ms(const char *s);
-void sql_fmt_time_ms(int64_t ms, char *out, size_t n);
+static inline void sql_fmt_time_ms(int64_t ms, char *out, size_t n) { emu_fmt_time_ms(ms, out, n); }
 /* .NET ticks of a time (restorable dropped database names). */
 int64_t sql_ticks(int64_t ms);
 int sql_str_ieq(const char *a, const char *b);
@@ -156,6 +156,27 @@ typedef struct sql_rid {
   char child[256];
 } sql_rid;
 int sql_parse_rid(const char *id, sql_rid *out);
+/* The id of r's parent (server or managed instance). */
+void sql_rid_parent(const sql_rid *r, char *out, size_t n);
+
+/* ---- outcomes: a status with ARM code and message, carried from a planner
+ * to the HTTP answer or to a failed LRO (sql_db.c) ---- */
+typedef struct sql_outcome {
+  int status; /* 0 = ok */
+  char code[128];
+  char msg[512];
+} sql_outcome;
+/* Fills o; returns status. */
+int sql_outf(sql_outcome *o, int status, const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* The ARM error for a Key Vault failure in context ctx; returns its status. */
+int sql_out_kv(sql_outcome *o, const sqlkv_fail *f, sqlkv_ctx ctx, const char *uri);
+/* Copies o into an LRO hook's failure (code[128], msg[512]); returns 1. */
+int sql_out_lro(const sql_outcome *o, char code[128], char msg[512]);
+/* Answers o as the ARM error. */
+void sql_reply_outcome(emu_call *c, const sql_outcome *o);
+/* Applies a request's "federatedClientId" (null or "" clears it) to fed;
+ * 400 in o unless it is a GUID. */
+int sql_fed_client_id(const json_t *v, char fed[64], sql_outcome *o);
 
 /* ---- parents: logical servers and managed instances (sql_store.c) ---- */
 typedef struct sql_parent {
@@ -202,6 +223,16 @@ int sql_pkey_get(emu *e, const char *parent_id, const char *name, sql_pkey *out)
 int sql_pkey_has_thumb(emu *e, const char *parent_id, const char *thumb);
 /* "{vault}_{key}_{version}" or "{vault}_{key}". */
 void sql_pkey_name(const sqlkv_ref *r, char *out, size_t n);
+/* Registers a key on a parent; replace: overwrite a registration of the same
+ * name (a key PUT, seeding) rather than keep it (a protector change). */
+sq_code sql_pkey_put(emu *e, const char *parent_id, const char *name, const char *uri, const char *thumb,
+                     int64_t now, int replace);
+/* Registers key k (under uri as given, NULL = its canonical URI) unless a key
+ * of that name is, and makes it the parent's protector (in memory: the caller
+ * saves). */
+void sql_parent_use_key(emu *e, sql_parent *p, const sqlkv_key *k, const char *uri, int64_t now);
+/* Points the parent's protector at a registered key (in memory). */
+void sql_parent_set_protector(sql_parent *p, const char *key_name, const char *uri, const char *thumb);
 
 /* ---- databases (sql_store.c) ---- */
 typedef struct sql_db {
@@ -237,6 +268,12 @@ typedef struct sql_db {
 void sql_db_free(sql_db *d);
 int sql_db_load(emu *e, const char *parent_id, const char *name, sql_db *out);
 int sql_db_load_uid(emu *e, int64_t uid, sql_db *out);
+/* Live databases of a parent in creation order: a cursor for sql_db_next
+ * (finalize it; NULL on a state error). */
+sqlite3_stmt *sql_db_cursor(emu *e, const char *parent_id);
+/* The next database of a cursor, or of any statement whose first column is a
+ * database uid (st may be NULL); 0 at the end. */
+int sql_db_next(emu *e, sqlite3_stmt *st, sql_db *out);
 sq_code sql_db_save(emu *e, sql_db *d); /* inserts when uid == 0 */
 void sql_db_id(const sql_db *d, char *out, size_t n);
 
@@ -285,27 +322,35 @@ sqlkv_status sql_db_check(emu *e, const sql_db *d, sqlkv_fail *f);
 /* Would rotating to new_thumb be blocked by active log under an older protector? */
 int sql_db_rotation_blocked(emu *e, const sql_db *d, const char *new_thumb);
 
-/* Creates a database from a PUT body (every createMode), as the LRO would. */
+/* Creates a database from a PUT body (every createMode), as the LRO would;
+ * the failure in o. */
 int sql_db_create(emu *e, const json_t *body, const sql_parent *parent, const char *name, const char *apiver,
-                  int64_t now, sql_db *out, char code[128], char msg[512]);
+                  int64_t now, sql_db *out, sql_outcome *o);
 /* Auto-rotation pickup (tick): moves to the newest key version; 1 if rotated. */
 int sql_db_autorotate(emu *e, sql_db *d, int64_t now, int64_t window_ms);
+/* Brings d back Online (in memory) when its protector is reachable and opens
+ * its DEK now; otherwise f says why. */
+sqlkv_status sql_db_reopen(emu *e, sql_db *d, sqlkv_fail *f);
+/* The failure bookkeeping of a healthy check: no failure since, no reason. */
+void sql_db_clear_failure(sql_db *d);
 
 /* ---- server-side operations used across files ---- */
 /* Re-wraps the DEK of every server-level database of a parent under its current protector. */
 void sql_parent_rewrap_dbs(emu *e, const sql_parent *p, int64_t now);
+/* uids of the live databases of parent_id under its server-level protector
+ * (only the Inaccessible ones with inaccessible). */
+int sql_server_level_dbs(emu *e, const char *parent_id, int inaccessible, int64_t *out, int max);
 /* Checks a parent's protector (MI: falls back to a same-thumbprint key in another vault on outage). */
 sqlkv_status sql_parent_check(emu *e, sql_parent *p, sqlkv_fail *f);
 
 /* ---- LRO plumbing (sql_db.c) ---- */
-/* Starts an LRO of operation op ("CreateLogicalDatabase") for resource_id;
- * paths are built from the parent's location and the family of status URLs
- * ("database", "serverKey", ...). input is stolen and must hold what the
- * completion handler needs. Writes the 202. */
-void sql_lro(emu_call *c, const char *op, const char *status_family, const char *region, const char *resource_id,
-             json_t *input);
-/* Is an operation on resource_id still running? */
-int sql_lro_running(emu *e, const char *resource_id, const char *op_prefix);
+/* Starts an LRO of operation op ("CreateLogicalDatabase") for the request's
+ * resource; paths are built from the parent's location and the family of
+ * status URLs ("database", "serverKey", ...). input is stolen and must hold
+ * what the completion handler needs. Writes the 202. */
+void sql_lro(emu_call *c, const char *op, const char *status_family, const char *region, json_t *input);
+/* Is an operation on the request's resource still running? */
+int sql_lro_running(emu_call *c);
 
 typedef int (*sql_lro_fn)(emu *e, const emu_lro *op, const json_t *in, char code[128], char msg[512],
                           json_t **result);
@@ -389,9 +434,16 @@ int64_t sql_dropped_uid(emu *e, const char *parent_id, const char *name_ticks);
 int sql_ltr_lookup(emu *e, const char *backup_id, int64_t *uid, int64_t *at);
 
 /* ---- common request helpers (sql_db.c) ---- */
+/* Checks the route's {sub}/{rg} and authorizes action (if any) on the
+ * request's resource; writes the error and returns 0 on failure. */
+int sql_authorize(emu_call *c, const char *action);
 /* Loads the parent named by the route ({sub},{rg},{server}|{mi}) and checks
  * scope + authorization for action; writes the error and returns 0 on failure. */
 int sql_begin(emu_call *c, int is_mi, const char *action, sql_parent *p);
+/* sql_begin on a server, then the database named by {db}; a missing one is
+ * answered by not_found(c, name). 1 with both loaded, else 0 (nothing held). */
+int sql_begin_db(emu_call *c, const char *action, void (*not_found)(emu_call *c, const char *name), sql_parent *p,
+                 sql_db *d);
 /* Resource id of the request path (without query), case as sent. */
 void sql_req_rid(emu_call *c, char *out, size_t n);
 

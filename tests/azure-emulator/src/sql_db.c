@@ -40,16 +40,20 @@ void sql_req_rid(emu_call *c, char *out, size_t n) {
   snprintf(out, n, "%.*s", (int)l, p);
 }
 
-int sql_begin(emu_call *c, int is_mi, const char *action, sql_parent *p) {
-  const char *sub = emu_var(c, "sub"), *rg = emu_var(c, "rg"), *name = emu_var(c, is_mi ? "mi" : "server");
-  memset(p, 0, sizeof *p);
-  if(emu_arm_check_scope(c, sub, rg))
+int sql_authorize(emu_call *c, const char *action) {
+  if(emu_arm_check_scope(c, emu_var(c, "sub"), emu_var(c, "rg")))
     return 0;
   char rid[SQL_RID_MAX];
   sql_req_rid(c, rid, sizeof rid);
-  if(action && emu_arm_authorize(c, rid, action))
+  return !action || !emu_arm_authorize(c, rid, action);
+}
+
+int sql_begin(emu_call *c, int is_mi, const char *action, sql_parent *p) {
+  const char *name = emu_var(c, is_mi ? "mi" : "server");
+  memset(p, 0, sizeof *p);
+  if(!sql_authorize(c, action))
     return 0;
-  if(!sql_parent_load(c->e, is_mi, sub, rg, name, p)) {
+  if(!sql_parent_load(c->e, is_mi, emu_var(c, "sub"), emu_var(c, "rg"), name, p)) {
     emu_arm_error(c, 404, "ParentResourceNotFound",
                   "Can not perform requested operation on nested resource. Parent resource '%.128s' not found.", name);
     return 0;
@@ -57,12 +61,25 @@ int sql_begin(emu_call *c, int is_mi, const char *action, sql_parent *p) {
   return 1;
 }
 
+int sql_begin_db(emu_call *c, const char *action, void (*not_found)(emu_call *c, const char *name), sql_parent *p,
+                 sql_db *d) {
+  if(!sql_begin(c, 0, action, p))
+    return 0;
+  const char *name = emu_var(c, "db");
+  if(!sql_db_load(c->e, p->id, name, d)) {
+    not_found(c, name);
+    sql_parent_free(p);
+    return 0;
+  }
+  return 1;
+}
+
 /* ---- LROs ---- */
 
-void sql_lro(emu_call *c, const char *op, const char *family, const char *region, const char *resource_id,
-             json_t *input) {
+void sql_lro(emu_call *c, const char *op, const char *family, const char *region, json_t *input) {
   const char *sub = emu_var(c, "sub"), *rg = emu_var(c, "rg");
-  char apath[1024], lpath[1024], start[40];
+  char apath[1024], lpath[1024], start[40], resource_id[SQL_RID_MAX];
+  sql_req_rid(c, resource_id, sizeof resource_id);
   if(rg) {
     snprintf(apath, sizeof apath, "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Sql/locations/%s/%sAzureAsyncOperation/{id}",
              sub, rg, region, family);
@@ -85,9 +102,11 @@ void sql_lro(emu_call *c, const char *op, const char *family, const char *region
                 json_pack("{s:s,s:s}", "operation", op, "startTime", start), id);
 }
 
-int sql_lro_running(emu *e, const char *resource_id, const char *op_prefix) {
-  sqlite3_stmt *st = emu_sql(e, "SELECT input FROM lro WHERE status='InProgress' AND kind=? AND"
-                                " resource_id=? COLLATE NOCASE");
+int sql_lro_running(emu_call *c) {
+  char resource_id[SQL_RID_MAX];
+  sql_req_rid(c, resource_id, sizeof resource_id);
+  sqlite3_stmt *st = emu_sql(c->e, "SELECT input FROM lro WHERE status='InProgress' AND kind=? AND"
+                                   " resource_id=? COLLATE NOCASE");
   if(!st)
     return 0;
   sqlite3_bind_text(st, 1, SQL_LRO_KIND, -1, SQLITE_STATIC);
@@ -95,8 +114,7 @@ int sql_lro_running(emu *e, const char *resource_id, const char *op_prefix) {
   int found = 0;
   while(!found && sqlite3_step(st) == SQLITE_ROW) {
     json_t *in = json_loads(emu_col_text(st, 0), 0, NULL);
-    const char *op = sq_json_str(in, "op");
-    found = op && (!op_prefix || !strncmp(op, op_prefix, strlen(op_prefix)));
+    found = sq_json_str(in, "op") != NULL;
     json_decref(in);
   }
   sqlite3_finalize(st);
@@ -133,14 +151,7 @@ void sql_h_lro_status(emu_call *c) {
 
 /* ---- errors carried from planners (to HTTP or to a failed LRO) ---- */
 
-typedef struct sql_outcome {
-  int status; /* 0 = ok */
-  char code[128];
-  char msg[512];
-} sql_outcome;
-
-static int outf(sql_outcome *o, int status, const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int outf(sql_outcome *o, int status, const char *code, const char *fmt, ...) {
+int sql_outf(sql_outcome *o, int status, const char *code, const char *fmt, ...) {
   o->status = status;
   snprintf(o->code, sizeof o->code, "%s", code);
   va_list ap;
@@ -150,14 +161,40 @@ static int outf(sql_outcome *o, int status, const char *code, const char *fmt, .
   return status;
 }
 
-static int out_kv(sql_outcome *o, const sqlkv_fail *f, sqlkv_ctx ctx, const char *uri) {
+int sql_out_kv(sql_outcome *o, const sqlkv_fail *f, sqlkv_ctx ctx, const char *uri) {
   o->status = sqlkv_error(f, ctx, uri, o->code, o->msg);
   return o->status;
 }
 
-static void reply_outcome(emu_call *c, const sql_outcome *o) { emu_arm_error(c, o->status, o->code, "%s", o->msg); }
+int sql_out_lro(const sql_outcome *o, char code[128], char msg[512]) {
+  snprintf(code, 128, "%s", o->code);
+  snprintf(msg, 512, "%s", o->msg);
+  return 1;
+}
+
+void sql_reply_outcome(emu_call *c, const sql_outcome *o) { emu_arm_error(c, o->status, o->code, "%s", o->msg); }
+
+int sql_fed_client_id(const json_t *v, char fed[64], sql_outcome *o) {
+  if(json_is_null(v) || (json_is_string(v) && !*json_string_value(v)))
+    fed[0] = '\0';
+  else if(!json_is_string(v) || !emu_is_guid(json_string_value(v)))
+    return sql_outf(o, 400, "InvalidParameterValue", "federatedClientId must be a GUID.");
+  else
+    snprintf(fed, 64, "%s", json_string_value(v));
+  return 0;
+}
 
 /* ---- crypto engine ---- */
+
+/* The object id a database reaches its keys as: its federated client's, else its UMI's ("" none). */
+static void db_identity_oid(emu *e, const char *umi, const char *fed, char oid[EMU_ID_MAX]) {
+  oid[0] = '\0';
+  emu_identity id;
+  if(fed && *fed && emu_identity_by_client_id(e, fed, &id))
+    snprintf(oid, EMU_ID_MAX, "%s", id.object_id);
+  else if(umi && *umi && emu_identity_by_resource_id(e, umi, &id))
+    snprintf(oid, EMU_ID_MAX, "%s", id.object_id);
+}
 
 typedef struct keysrc {
   const char *oid;           /* the database's identity for its keys ("" none) */
@@ -263,12 +300,8 @@ sqlkv_status sql_db_unwrap_current(emu *e, const sql_db *d, unsigned char dek[SQ
   }
   sql_dbkey *keys = NULL;
   int nk = sql_dbkeys_list(e, d->uid, -1, &keys);
-  char oid[EMU_ID_MAX] = "";
-  emu_identity id;
-  if(d->fed_client_id[0] && emu_identity_by_client_id(e, d->fed_client_id, &id))
-    snprintf(oid, sizeof oid, "%s", id.object_id);
-  else if(d->umi[0] && emu_identity_by_resource_id(e, d->umi, &id))
-    snprintf(oid, sizeof oid, "%s", id.object_id);
+  char oid[EMU_ID_MAX];
+  db_identity_oid(e, d->umi, d->fed_client_id, oid);
   sql_parent p;
   int havep = sql_parent_load_id(e, d->parent_id, &p);
   keysrc ks = {oid, keys, nk, havep ? &p : NULL};
@@ -334,6 +367,33 @@ static sq_code set_wrap(emu *e, sql_db *d, int64_t now, const char *kind, const 
   snprintf(d->dek_uri, sizeof d->dek_uri, "%s", canon);
   snprintf(d->dek_thumb, sizeof d->dek_thumb, "%s", thumb);
   return sql_wrap_record(e, d->uid, now, kind, canon, thumb, wrapped->ptr, wrapped->len);
+}
+
+/* A DEK wrapped under a new protector, not yet recorded. */
+typedef struct new_wrap {
+  const char *kind;
+  sq_buf wrapped; /* free it */
+  char thumb[SQ_THUMBPRINT_HEX_LEN + 1];
+  char canon[SQL_URI_MAX];
+} new_wrap;
+
+/* Opens d's DEK through its current protector and wraps it under kind/uri/oid
+ * (as wrap_under) into w; used (may be NULL) gets the URI that opened it and
+ * stays "" when opening failed. */
+static sqlkv_status rewrap_dek(emu *e, const sql_db *d, const char *kind, const char *uri, const char *oid,
+                               const sql_parent *p, new_wrap *w, sqlkv_fail *f, char used[SQL_URI_MAX]) {
+  unsigned char dek[SQL_DEK_LEN];
+  w->kind = kind;
+  sq_buf_init(&w->wrapped, 4096);
+  sqlkv_status st = sql_db_unwrap_current(e, d, dek, f, used);
+  if(!st)
+    st = wrap_under(e, kind, uri, oid, p, dek, &w->wrapped, w->thumb, w->canon, f);
+  sq_wipe(dek, sizeof dek);
+  return st;
+}
+
+static sq_code record_wrap(emu *e, sql_db *d, int64_t now, const new_wrap *w) {
+  return set_wrap(e, d, now, w->kind, w->canon, w->thumb, &w->wrapped);
 }
 
 static sq_code seal(const unsigned char dek[SQL_DEK_LEN], const char *text, sq_buf *out) {
@@ -486,15 +546,6 @@ sqlkv_status sql_db_read_data(emu *e, const sql_db *d, json_t **out, sqlkv_fail 
   }
   *out = rows;
   return SK_OK;
-}
-
-static void db_identity_oid(emu *e, const char *umi, const char *fed, char oid[EMU_ID_MAX]) {
-  oid[0] = '\0';
-  emu_identity id;
-  if(fed && *fed && emu_identity_by_client_id(e, fed, &id))
-    snprintf(oid, EMU_ID_MAX, "%s", id.object_id);
-  else if(umi && *umi && emu_identity_by_resource_id(e, umi, &id))
-    snprintf(oid, EMU_ID_MAX, "%s", id.object_id);
 }
 
 sqlkv_status sql_db_check(emu *e, const sql_db *d, sqlkv_fail *f) {
@@ -665,15 +716,8 @@ json_t *sql_db_json(emu *e, const sql_db *d, int expand, int64_t at, int cmk_fie
   if(cmk_fields && d->umi[0]) {
     sql_rid r;
     char tenant[EMU_ID_MAX] = "";
-    if(!sql_parse_rid(d->parent_id, &r)) {
-      sqlite3_stmt *st = emu_sql(e, "SELECT tenant FROM subscriptions WHERE id=?");
-      if(st) {
-        sqlite3_bind_text(st, 1, r.sub, -1, SQLITE_STATIC);
-        if(sqlite3_step(st) == SQLITE_ROW)
-          snprintf(tenant, sizeof tenant, "%s", emu_col_text(st, 0));
-        sqlite3_finalize(st);
-      }
-    }
+    if(!sql_parse_rid(d->parent_id, &r))
+      emu_subscription_tenant(e, r.sub, tenant);
     json_t *ident = json_pack("{s:s,s:{s:{}}}", "type", "UserAssigned", "userAssignedIdentities", d->umi);
     json_object_set_new(j, "identity", sql_identity_json(e, ident, tenant));
     json_decref(ident);
@@ -795,48 +839,49 @@ void sql_h_db_get(emu_call *c) {
   sql_parent_free(&p);
 }
 
-static void list_dbs(emu_call *c, const char *status_filter) {
+/* Databases of the route's server or instance (status_filter: that status
+ * only). Servers list master first and page by listPageSize ($skipToken,
+ * nextLink); instances answer in one page, without the CMK fields (no
+ * database-level CMK there: azure-api.md §1.7). */
+static void list_dbs(emu_call *c, int is_mi, const char *status_filter) {
   sql_parent p;
-  if(!sql_begin(c, 0, "Microsoft.Sql/servers/databases/read", &p))
+  const char *action = is_mi ? "Microsoft.Sql/managedInstances/databases/read" : "Microsoft.Sql/servers/databases/read";
+  if(!sql_begin(c, is_mi, action, &p))
     return;
-  sql_settings s;
-  sql_settings_load(c->e, &s);
-  int page = (int)(s.list_page_size < 1 ? 1 : s.list_page_size > 1000 ? 1000 : s.list_page_size);
-  const char *tok = emu_query(c, "$skipToken");
-  long skip = tok ? strtol(tok, NULL, 10) : 0;
-  if(skip < 0)
-    skip = 0;
-  int cmk = sql_apiver_cmk(emu_query(c, "api-version"));
+  long page = LONG_MAX, skip = 0;
+  if(!is_mi) {
+    sql_settings s;
+    sql_settings_load(c->e, &s);
+    page = (long)(s.list_page_size < 1 ? 1 : s.list_page_size > 1000 ? 1000 : s.list_page_size);
+    const char *tok = emu_query(c, "$skipToken");
+    skip = tok ? strtol(tok, NULL, 10) : 0;
+    if(skip < 0)
+      skip = 0;
+  }
+  int cmk = !is_mi && sql_apiver_cmk(emu_query(c, "api-version"));
   json_t *arr = json_array();
   long idx = 0;
   int more = 0;
-  if(!status_filter) {
+  if(!is_mi && !status_filter) {
     if(idx >= skip && (long)json_array_size(arr) < page)
       json_array_append_new(arr, master_json(&p));
     idx++;
   }
-  sqlite3_stmt *st = emu_sql(c->e, "SELECT uid FROM sql_dbs WHERE parent_id=? AND deleted_ms=0 ORDER BY uid");
-  if(st) {
-    sqlite3_bind_text(st, 1, p.id, -1, SQLITE_STATIC);
-    while(sqlite3_step(st) == SQLITE_ROW) {
-      sql_db d;
-      if(!sql_db_load_uid(c->e, sqlite3_column_int64(st, 0), &d))
-        continue;
-      if(!status_filter || !strcmp(d.status, status_filter)) {
-        if(idx >= skip) {
-          if((long)json_array_size(arr) < page)
-            json_array_append_new(arr, sql_db_json(c->e, &d, 0, -1, cmk));
-          else
-            more = 1;
-        }
-        idx++;
+  sqlite3_stmt *st = sql_db_cursor(c->e, p.id);
+  sql_db d;
+  while(!more && sql_db_next(c->e, st, &d)) {
+    if(!status_filter || !strcmp(d.status, status_filter)) {
+      if(idx >= skip) {
+        if((long)json_array_size(arr) < page)
+          json_array_append_new(arr, sql_db_json(c->e, &d, 0, -1, cmk));
+        else
+          more = 1;
       }
-      sql_db_free(&d);
-      if(more)
-        break;
+      idx++;
     }
-    sqlite3_finalize(st);
+    sql_db_free(&d);
   }
+  sqlite3_finalize(st);
   json_t *body = json_pack("{s:o}", "value", arr);
   if(more) {
     char base[128], rid[SQL_RID_MAX];
@@ -851,8 +896,8 @@ static void list_dbs(emu_call *c, const char *status_filter) {
   sql_parent_free(&p);
 }
 
-void sql_h_db_list(emu_call *c) { list_dbs(c, NULL); }
-void sql_h_db_inaccessible(emu_call *c) { list_dbs(c, "Inaccessible"); }
+void sql_h_db_list(emu_call *c) { list_dbs(c, 0, NULL); }
+void sql_h_db_inaccessible(emu_call *c) { list_dbs(c, 0, "Inaccessible"); }
 
 /* ---- the planner: validates a create or an update against current state ---- */
 
@@ -933,7 +978,7 @@ static int plan_identity(emu *e, const json_t *ident, const char *cur_umi, plan 
   if(!ident || json_is_null(ident))
     return 0;
   if(!json_is_object(ident))
-    return outf(o, 400, "InvalidRequestContent", "'identity' must be an object.");
+    return sql_outf(o, 400, "InvalidRequestContent", "'identity' must be an object.");
   pl->identity_given = 1;
   const char *type = sq_json_str(ident, "type");
   const json_t *u = json_object_get(ident, "userAssignedIdentities");
@@ -942,12 +987,12 @@ static int plan_identity(emu *e, const json_t *ident, const char *cur_umi, plan 
     return 0;
   }
   if(type && strcasecmp(type, "UserAssigned"))
-    return outf(o, 400, "InvalidIdentityId",
+    return sql_outf(o, 400, "InvalidIdentityId",
                 "Identity type '%.40s' is not supported for a database: use exactly one user-assigned identity "
                 "(system-assigned identities are not supported at the database level).",
                 type);
   if(u && !json_is_object(u))
-    return outf(o, 400, "InvalidRequestContent", "'identity.userAssignedIdentities' must be an object.");
+    return sql_outf(o, 400, "InvalidRequestContent", "'identity.userAssignedIdentities' must be an object.");
   /* {} keeps/adds, null removes (PATCH) */
   char keep[4][SQL_RID_MAX];
   int nkeep = 0;
@@ -972,20 +1017,20 @@ static int plan_identity(emu *e, const json_t *ident, const char *cur_umi, plan 
     if(idx >= 0)
       continue;
     if(nkeep >= 4)
-      return outf(o, 400, "MultipleIdentitiesOnDatabase", "A database can have only one user-assigned identity.");
+      return sql_outf(o, 400, "MultipleIdentitiesOnDatabase", "A database can have only one user-assigned identity.");
     snprintf(keep[nkeep++], SQL_RID_MAX, "%s", k);
   }
   if(nkeep > 1)
-    return outf(o, 400, "MultipleIdentitiesOnDatabase",
+    return sql_outf(o, 400, "MultipleIdentitiesOnDatabase",
                 "A database can have exactly one user-assigned identity; the request leaves %d.", nkeep);
   if(nkeep == 0 && type)
-    return outf(o, 400, "InvalidNumberOfIdentities",
+    return sql_outf(o, 400, "InvalidNumberOfIdentities",
                 "Identity type 'UserAssigned' needs exactly one entry in userAssignedIdentities.");
   pl->umi[0] = '\0';
   if(nkeep == 1) {
     emu_identity id;
     if(!emu_identity_by_resource_id(e, keep[0], &id) || strcmp(id.kind, "userAssigned"))
-      return outf(o, 400, "InvalidIdentityId", "The user-assigned identity '%.300s' does not exist.", keep[0]);
+      return sql_outf(o, 400, "InvalidIdentityId", "The user-assigned identity '%.300s' does not exist.", keep[0]);
     snprintf(pl->umi, sizeof pl->umi, "%s", id.resource_id[0] ? id.resource_id : keep[0]);
   }
   return 0;
@@ -997,15 +1042,15 @@ static int resolve_key(emu *e, const char *uri, const char *oid, const char *api
   memset(out, 0, sizeof *out);
   sqlkv_ref r;
   if(!sqlkv_parse_uri(uri, &r))
-    return outf(o, 400, "AzureKeyVaultInvalidUri",
+    return sql_outf(o, 400, "AzureKeyVaultInvalidUri",
                 "'%.300s' is not a valid Azure Key Vault key URI (https://VAULT.vault.azure.net/keys/NAME/VERSION).", uri);
   if(!r.version[0] && apiver && strcmp(apiver, "2025-01-01") < 0)
-    return outf(o, 400, "AzureKeyVaultInvalidUri",
+    return sql_outf(o, 400, "AzureKeyVaultInvalidUri",
                 "The key URI '%.300s' has no version; versionless keys need api-version 2025-01-01 or later.", uri);
   sqlkv_key k;
   sqlkv_fail f;
   if(sqlkv_access(e, uri, oid, SQLKV_ALL, need_recovery, &k, &f))
-    return out_kv(o, &f, SQLKV_CTX_DB, uri);
+    return sql_out_kv(o, &f, SQLKV_CTX_DB, uri);
   snprintf(out->uri, sizeof out->uri, "%s", uri);
   out->ref = k.ref;
   snprintf(out->thumb, sizeof out->thumb, "%s", k.thumb);
@@ -1067,19 +1112,17 @@ static int plan_source(emu *e, const json_t *props, const sql_parent *target, pl
     sql_rid r;
     if(rd) {
       if(sql_parse_rid(rd, &r) || strcasecmp(r.child_kind, "restorableDroppedDatabases"))
-        return outf(o, 400, "InvalidRestorableDroppedDatabaseId", "'%.300s' is not a restorable dropped database id.", rd);
+        return sql_outf(o, 400, "InvalidRestorableDroppedDatabaseId", "'%.300s' is not a restorable dropped database id.", rd);
       char pid[SQL_RID_MAX];
-      snprintf(pid, sizeof pid, "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Sql/%s/%s", r.sub, r.rg,
-               r.parent_kind, r.parent);
+      sql_rid_parent(&r, pid, sizeof pid);
       pl->src_uid = sql_dropped_uid(e, pid, r.child);
     } else if(sid) {
       const char *dd = sq_json_str(props, "sourceDatabaseDeletionDate");
       int64_t del = dd ? sql_parse_time_ms(dd) : -1;
       if(sql_parse_rid(sid, &r) || strcasecmp(r.child_kind, "databases"))
-        return outf(o, 400, "InvalidSourceDatabaseId", "'%.300s' is not a database id.", sid);
+        return sql_outf(o, 400, "InvalidSourceDatabaseId", "'%.300s' is not a database id.", sid);
       char pid[SQL_RID_MAX];
-      snprintf(pid, sizeof pid, "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Sql/%s/%s", r.sub, r.rg,
-               r.parent_kind, r.parent);
+      sql_rid_parent(&r, pid, sizeof pid);
       sqlite3_stmt *st = emu_sql(e, "SELECT uid, deleted_ms FROM sql_dbs WHERE parent_id=? AND name=? AND deleted_ms>0"
                                     " ORDER BY deleted_ms DESC");
       if(st) {
@@ -1093,28 +1136,28 @@ static int plan_source(emu *e, const json_t *props, const sql_parent *target, pl
         sqlite3_finalize(st);
       }
     } else {
-      return outf(o, 400, "MissingRestorableDroppedDatabaseId",
+      return sql_outf(o, 400, "MissingRestorableDroppedDatabaseId",
                   "createMode Restore needs restorableDroppedDatabaseId (or sourceDatabaseId and sourceDatabaseDeletionDate).");
     }
     if(!pl->src_uid)
-      return outf(o, 404, "RestorableDroppedDatabaseNotFound", "The dropped database to restore was not found.");
+      return sql_outf(o, 404, "RestorableDroppedDatabaseNotFound", "The dropped database to restore was not found.");
     sql_db d;
     if(!sql_db_load_uid(e, pl->src_uid, &d))
-      return outf(o, 404, "RestorableDroppedDatabaseNotFound", "The dropped database to restore was not found.");
+      return sql_outf(o, 404, "RestorableDroppedDatabaseNotFound", "The dropped database to restore was not found.");
     pl->src_at = d.deleted_ms - 1;
     const char *rp = sq_json_str(props, "restorePointInTime");
     if(rp) {
       int64_t t = sql_parse_time_ms(rp);
       if(t < 0 || t < d.created_ms || t >= d.deleted_ms) {
         sql_db_free(&d);
-        return outf(o, 400, "InvalidRestorePointInTime",
+        return sql_outf(o, 400, "InvalidRestorePointInTime",
                     "restorePointInTime '%.64s' is outside the dropped database's restore range.", rp);
       }
       pl->src_at = t;
     }
     if(now - d.deleted_ms > s.dropped_retention_ms) {
       sql_db_free(&d);
-      return outf(o, 404, "RestorableDroppedDatabaseNotFound", "The dropped database's backups have expired.");
+      return sql_outf(o, 404, "RestorableDroppedDatabaseNotFound", "The dropped database's backups have expired.");
     }
     snprintf(pl->source_id, sizeof pl->source_id, "%s/databases/%s", d.parent_id, d.name);
     sql_db_free(&d);
@@ -1125,10 +1168,10 @@ static int plan_source(emu *e, const json_t *props, const sql_parent *target, pl
     if(!lid)
       lid = sq_json_str(props, "recoveryServicesRecoveryPointId");
     if(!lid)
-      return outf(o, 400, "MissingLongTermRetentionBackupResourceId",
+      return sql_outf(o, 400, "MissingLongTermRetentionBackupResourceId",
                   "createMode RestoreLongTermRetentionBackup needs longTermRetentionBackupResourceId.");
     if(!sql_ltr_lookup(e, lid, &pl->src_uid, &pl->src_at))
-      return outf(o, 404, "LongTermRetentionBackupNotFound", "The long-term retention backup '%.300s' was not found.", lid);
+      return sql_outf(o, 404, "LongTermRetentionBackupNotFound", "The long-term retention backup '%.300s' was not found.", lid);
     snprintf(pl->source_id, sizeof pl->source_id, "%s", lid);
     return 0;
   }
@@ -1139,27 +1182,26 @@ static int plan_source(emu *e, const json_t *props, const sql_parent *target, pl
     sql_rid r;
     if(!rid || sql_parse_rid(rid, &r) ||
        (strcasecmp(r.child_kind, "recoverableDatabases") && strcasecmp(r.child_kind, "databases")))
-      return outf(o, 400, "InvalidRecoverableDatabaseId", "createMode Recovery needs a recoverableDatabaseId.");
+      return sql_outf(o, 400, "InvalidRecoverableDatabaseId", "createMode Recovery needs a recoverableDatabaseId.");
     sid = rid;
   }
   if(!sid)
-    return outf(o, 400, "MissingSourceDatabaseId", "createMode %s needs sourceDatabaseId.",
+    return sql_outf(o, 400, "MissingSourceDatabaseId", "createMode %s needs sourceDatabaseId.",
                 pl->mode == M_COPY ? "Copy" : pl->mode == M_SECONDARY ? "Secondary" : "PointInTimeRestore");
   sql_rid r;
   if(sql_parse_rid(sid, &r) || !r.child[0] ||
      (strcasecmp(r.child_kind, "databases") && strcasecmp(r.child_kind, "recoverableDatabases")))
-    return outf(o, 400, "InvalidSourceDatabaseId", "'%.300s' is not a database id.", sid);
+    return sql_outf(o, 400, "InvalidSourceDatabaseId", "'%.300s' is not a database id.", sid);
   char pid[SQL_RID_MAX];
-  snprintf(pid, sizeof pid, "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Sql/%s/%s", r.sub, r.rg,
-           r.parent_kind, r.parent);
+  sql_rid_parent(&r, pid, sizeof pid);
   sql_parent sp;
   if(!sql_parent_load_id(e, pid, &sp))
-    return outf(o, 404, "SourceDatabaseNotFound", "The source server '%.128s' was not found.", r.parent);
+    return sql_outf(o, 404, "SourceDatabaseNotFound", "The source server '%.128s' was not found.", r.parent);
   sql_db d;
   int found = sql_db_load(e, sp.id, r.child, &d);
   sql_parent_free(&sp);
   if(!found)
-    return outf(o, 404, "SourceDatabaseNotFound", "The source database '%.128s' was not found.", r.child);
+    return sql_outf(o, 404, "SourceDatabaseNotFound", "The source database '%.128s' was not found.", r.child);
   pl->src_uid = d.uid;
   snprintf(pl->source_id, sizeof pl->source_id, "%s", sid);
   int rc = 0;
@@ -1168,9 +1210,9 @@ static int plan_source(emu *e, const json_t *props, const sql_parent *target, pl
     int64_t t = rp ? sql_parse_time_ms(rp) : -1;
     int64_t earliest = d.created_ms > now - s.pitr_retention_ms ? d.created_ms : now - s.pitr_retention_ms;
     if(!rp)
-      rc = outf(o, 400, "MissingRestorePointInTime", "createMode PointInTimeRestore needs restorePointInTime.");
+      rc = sql_outf(o, 400, "MissingRestorePointInTime", "createMode PointInTimeRestore needs restorePointInTime.");
     else if(t < 0 || t < earliest || t > now)
-      rc = outf(o, 400, "InvalidRestorePointInTime",
+      rc = sql_outf(o, 400, "InvalidRestorePointInTime",
                 "restorePointInTime '%.64s' is outside the restore range of '%s' (earliest %lld ms).", rp, d.name,
                 (long long)earliest);
     else
@@ -1179,18 +1221,18 @@ static int plan_source(emu *e, const json_t *props, const sql_parent *target, pl
   if(!rc && pl->mode == M_SECONDARY) {
     int64_t pu;
     if(!strcasecmp(d.parent_id, target->id))
-      rc = outf(o, 400, "InvalidGeoReplicationTarget", "A geo-secondary must be on a different server than its primary.");
+      rc = sql_outf(o, 400, "InvalidGeoReplicationTarget", "A geo-secondary must be on a different server than its primary.");
     else if(sql_geo_is_secondary(e, d.uid, &pu) && (d.prot_uri[0] || strcmp(d.dek_kind, "smk")))
-      rc = outf(o, 400, "SecurityAzureKeyVaultGeoChainError",
+      rc = sql_outf(o, 400, "SecurityAzureKeyVaultGeoChainError",
                 "The source database '%s' is itself a geo-secondary; chaining geo-replicas is not supported with "
                 "customer-managed keys.",
                 d.name);
     else if(sql_geo_secondary_count(e, d.uid) >= s.max_geo_secondaries)
-      rc = outf(o, 400, "GeoReplicationMaxSecondaryCountReached",
+      rc = sql_outf(o, 400, "GeoReplicationMaxSecondaryCountReached",
                 "The database '%s' already has %d geo-secondaries (the maximum).", d.name, s.max_geo_secondaries);
   }
   if(!rc && (pl->mode == M_SECONDARY || pl->mode == M_COPY) && !strcmp(d.status, "Inaccessible"))
-    rc = outf(o, 400, "CMKOperationNotAllowed", "The source database '%s' is inaccessible.", d.name);
+    rc = sql_outf(o, 400, "CMKOperationNotAllowed", "The source database '%s' is inaccessible.", d.name);
   sql_db_free(&d);
   return rc;
 }
@@ -1199,20 +1241,20 @@ static int plan_source(emu *e, const json_t *props, const sql_parent *target, pl
 static int plan_source_keys(emu *e, const sql_parent *target, plan *pl, sql_outcome *o) {
   sql_db src;
   if(!sql_db_load_uid(e, pl->src_uid, &src))
-    return outf(o, 404, "SourceDatabaseNotFound", "The source database was not found.");
+    return sql_outf(o, 404, "SourceDatabaseNotFound", "The source database was not found.");
   int rc = 0;
   int src_dblevel = src.prot_uri[0] != 0 && !strcmp(src.dek_kind, "db");
   int copyish = pl->mode == M_COPY || pl->mode == M_SECONDARY;
   if(copyish && src_dblevel && !pl->prot_given)
-    rc = outf(o, 400, "PerDatabaseCMKCopyOrReplicationAttemptedWithoutDatabaseLevelEncryptionProtector",
+    rc = sql_outf(o, 400, "PerDatabaseCMKCopyOrReplicationAttemptedWithoutDatabaseLevelEncryptionProtector",
               "The source database '%s' uses a database-level encryption protector; the %s must be created with one "
               "(encryptionProtector, a user-assigned identity and the source's current keys).",
               src.name, pl->mode == M_COPY ? "copy" : "secondary");
   else if(pl->mode == M_SECONDARY && src_dblevel && !pl->umi[0])
-    rc = outf(o, 400, "PerDatabaseCMKMissingIdentityOnGeoSecondaryDatabase",
+    rc = sql_outf(o, 400, "PerDatabaseCMKMissingIdentityOnGeoSecondaryDatabase",
               "A geo-secondary of a database with database-level CMK needs a user-assigned identity.");
   else if(pl->mode == M_SECONDARY && !src_dblevel && pl->prot_given)
-    rc = outf(o, 400, "PerDatabaseCMKGeoPrimaryIsNotConfiguredWithDatabaseLevelEncryptionProtector",
+    rc = sql_outf(o, 400, "PerDatabaseCMKGeoPrimaryIsNotConfiguredWithDatabaseLevelEncryptionProtector",
               "The geo-primary '%s' has no database-level encryption protector, so its secondary cannot have one.",
               src.name);
   char th[70][SQ_THUMBPRINT_HEX_LEN + 1], kinds[70][8];
@@ -1225,20 +1267,20 @@ static int plan_source_keys(emu *e, const sql_parent *target, plan *pl, sql_outc
     if(!strcmp(kinds[i], "server") && !pl->prot_given && sql_pkey_has_thumb(e, target->id, th[i]))
       continue;
     if(copyish && !strcmp(kinds[i], "db"))
-      rc = outf(o, 400, "PerDatabaseCMKCopyOrReplicationAttemptedWithoutCurrentKeysWithDatabaseName",
+      rc = sql_outf(o, 400, "PerDatabaseCMKCopyOrReplicationAttemptedWithoutCurrentKeysWithDatabaseName",
                 "The %s of '%s' must be created with all the source's current keys: no key with thumbprint %s was "
                 "given. Read them with $expand=keys($filter=pointInTime('current')) on the source.",
                 pl->mode == M_COPY ? "copy" : "secondary", src.name, th[i]);
     else if(pl->mode == M_SECONDARY)
-      rc = outf(o, 400, "SameKeyMaterialNotFoundOnRemoteServer",
+      rc = sql_outf(o, 400, "SameKeyMaterialNotFoundOnRemoteServer",
                 "The secondary server has no key with thumbprint %s, the protector of the primary '%s'. Add the key "
                 "to the secondary server first.",
                 th[i], src.name);
     else if(pl->mode == M_COPY)
-      rc = outf(o, 400, "MissingAsymmetricKeyOnTargetServer",
+      rc = sql_outf(o, 400, "MissingAsymmetricKeyOnTargetServer",
                 "The target server has no key with thumbprint %s that protects the source '%s'.", th[i], src.name);
     else
-      rc = outf(o, 400, "MissingKeyVaultUriForRestore",
+      rc = sql_outf(o, 400, "MissingKeyVaultUriForRestore",
                 "The backup needs the key with thumbprint %s, which is not in the request's keys%s. Pass every key "
                 "returned by $expand=keys($filter=pointInTime('<restore time>')) (for long-term retention backups: "
                 "every key the source ever used).",
@@ -1258,14 +1300,14 @@ static int plan_build(emu *e, const json_t *body, const sql_parent *parent, cons
   int cmk = sql_apiver_cmk(apiver);
   const json_t *props = json_object_get(body, "properties");
   if(props && !json_is_object(props))
-    return outf(o, 400, "InvalidRequestContent", "'properties' must be an object.");
+    return sql_outf(o, 400, "InvalidRequestContent", "'properties' must be an object.");
   if(pl->create) {
     pl->mode = parse_mode(sq_json_str(props, "createMode"));
     if(pl->mode < 0)
-      return outf(o, 400, "InvalidParameterValue", "Invalid value '%.40s' for createMode.",
+      return sql_outf(o, 400, "InvalidParameterValue", "Invalid value '%.40s' for createMode.",
                   sq_json_str(props, "createMode"));
     if(pl->mode == M_UNSUPPORTED)
-      return outf(o, 400, "UnsupportedCreateMode", "createMode '%.40s' (external backups) is not supported here.",
+      return sql_outf(o, 400, "UnsupportedCreateMode", "createMode '%.40s' (external backups) is not supported here.",
                   sq_json_str(props, "createMode"));
   }
   if(cmk && plan_identity(e, json_object_get(body, "identity"), cur ? cur->umi : NULL, pl, o))
@@ -1274,28 +1316,22 @@ static int plan_build(emu *e, const json_t *body, const sql_parent *parent, cons
     snprintf(pl->umi, sizeof pl->umi, "%s", cur->umi);
   snprintf(pl->fed, sizeof pl->fed, "%s", cur ? cur->fed_client_id : "");
   const json_t *fv = cmk ? json_object_get(props, "federatedClientId") : NULL;
-  if(fv) {
-    pl->fed_given = 1;
-    if(json_is_null(fv) || (json_is_string(fv) && !*json_string_value(fv)))
-      pl->fed[0] = '\0';
-    else if(!json_is_string(fv) || !emu_is_guid(json_string_value(fv)))
-      return outf(o, 400, "InvalidParameterValue", "federatedClientId must be a GUID.");
-    else
-      snprintf(pl->fed, sizeof pl->fed, "%s", json_string_value(fv));
-  }
+  pl->fed_given = fv != NULL;
+  if(fv && sql_fed_client_id(fv, pl->fed, o))
+    return o->status;
   if(pl->fed[0] && !pl->umi[0])
-    return outf(o, 400, "MissingPrimaryDelegatedIdentityClientId",
+    return sql_outf(o, 400, "MissingPrimaryDelegatedIdentityClientId",
                 "A federated client id (cross-tenant CMK) needs a user-assigned identity on the database.");
   if(pl->fed[0]) {
     emu_identity id;
     if(!emu_identity_by_client_id(e, pl->fed, &id))
-      return outf(o, 400, "AdalServicePrincipalNotFound", "No application with client id '%s' exists.", pl->fed);
+      return sql_outf(o, 400, "AdalServicePrincipalNotFound", "No application with client id '%s' exists.", pl->fed);
   }
   db_identity_oid(e, pl->umi, pl->fed, pl->oid);
   const json_t *ar = cmk ? json_object_get(props, "encryptionProtectorAutoRotation") : NULL;
   if(ar && !json_is_null(ar)) {
     if(!json_is_boolean(ar))
-      return outf(o, 400, "InvalidParameterValue", "encryptionProtectorAutoRotation must be a boolean.");
+      return sql_outf(o, 400, "InvalidParameterValue", "encryptionProtectorAutoRotation must be a boolean.");
     pl->auto_rot = json_is_true(ar);
   }
   /* keys map */
@@ -1308,15 +1344,15 @@ static int plan_build(emu *e, const json_t *body, const sql_parent *parent, cons
   }
   const json_t *keys = cmk ? json_object_get(props, "keys") : NULL;
   if(keys && !json_is_object(keys) && !json_is_null(keys))
-    return outf(o, 400, "InvalidRequestContent", "'properties.keys' must be an object of key URI -> {} or null.");
+    return sql_outf(o, 400, "InvalidRequestContent", "'properties.keys' must be an object of key URI -> {} or null.");
   const char *k;
   json_t *v;
   if(json_object_size(keys) > 512)
-    return outf(o, 400, "InvalidRequestContent", "Too many keys in one request (at most 512).");
+    return sql_outf(o, 400, "InvalidRequestContent", "Too many keys in one request (at most 512).");
   json_object_foreach((json_t *)keys, k, v) {
     sqlkv_ref r;
     if(!sqlkv_parse_uri(k, &r))
-      return outf(o, 400, "AzureKeyVaultInvalidUri", "'%.300s' is not a valid Azure Key Vault key URI.", k);
+      return sql_outf(o, 400, "AzureKeyVaultInvalidUri", "'%.300s' is not a valid Azure Key Vault key URI.", k);
     int idx = key_index(pl, &r);
     if(json_is_null(v)) {
       if(idx < 0)
@@ -1324,7 +1360,7 @@ static int plan_build(emu *e, const json_t *body, const sql_parent *parent, cons
       if(!pl->create) {
         char **nr = realloc(pl->removed, (size_t)(pl->nremoved + 1) * sizeof *nr);
         if(!nr)
-          return outf(o, 500, "InternalServerError", "out of memory");
+          return sql_outf(o, 500, "InternalServerError", "out of memory");
         pl->removed = nr;
         pl->removed[pl->nremoved++] = strdup(pl->keys[idx].uri);
       }
@@ -1333,17 +1369,17 @@ static int plan_build(emu *e, const json_t *body, const sql_parent *parent, cons
       continue;
     }
     if(!json_is_object(v))
-      return outf(o, 400, "InvalidRequestContent", "Each value of 'properties.keys' must be {} or null.");
+      return sql_outf(o, 400, "InvalidRequestContent", "Each value of 'properties.keys' must be {} or null.");
     if(idx >= 0)
       continue;
     if(!pl->umi[0])
-      return outf(o, 400, "InvalidNumberOfIdentities",
+      return sql_outf(o, 400, "InvalidNumberOfIdentities",
                   "Database-level keys need a user-assigned identity on the database (identity.type UserAssigned).");
     sql_dbkey dk;
     if(resolve_key(e, k, pl->oid, apiver, 0, &dk, o))
       return o->status;
     if(plan_add_key(pl, &dk))
-      return outf(o, 500, "InternalServerError", "out of memory");
+      return sql_outf(o, 500, "InternalServerError", "out of memory");
   }
   /* protector */
   const json_t *pv = cmk ? json_object_get(props, "encryptionProtector") : NULL;
@@ -1352,7 +1388,7 @@ static int plan_build(emu *e, const json_t *body, const sql_parent *parent, cons
     pl->prot_given = 1;
     snprintf(pl->prot_uri, sizeof pl->prot_uri, "%s", uri);
     if(!pl->umi[0])
-      return outf(o, 400, "InvalidNumberOfIdentities",
+      return sql_outf(o, 400, "InvalidNumberOfIdentities",
                   "A database-level encryption protector needs a user-assigned identity on the database.");
     sql_dbkey dk;
     if(resolve_key(e, uri, pl->oid, apiver, 1, &dk, o))
@@ -1366,21 +1402,21 @@ static int plan_build(emu *e, const json_t *body, const sql_parent *parent, cons
         int old = strcasecmp(latest.ref.version, r.version) != 0;
         sqlkv_key_free(&latest);
         if(old)
-          return outf(o, 400, "OldGenerationOfAKVKeyBeingUsedError",
+          return sql_outf(o, 400, "OldGenerationOfAKVKeyBeingUsedError",
                       "The key '%.300s' is not the latest version of '%s'; the protector must use the newest version.",
                       uri, r.name);
       }
     }
     snprintf(pl->prot_thumb, sizeof pl->prot_thumb, "%s", dk.thumb);
     if(key_index(pl, &r) < 0 && plan_add_key(pl, &dk))
-      return outf(o, 500, "InternalServerError", "out of memory");
+      return sql_outf(o, 500, "InternalServerError", "out of memory");
   } else if(pv && !json_is_null(pv) && !json_is_string(pv)) {
-    return outf(o, 400, "InvalidRequestContent", "'encryptionProtector' must be a key URI string.");
+    return sql_outf(o, 400, "InvalidRequestContent", "'encryptionProtector' must be a key URI string.");
   }
   /* database-level CMK cannot be dropped by removing its protector key or identity */
   const char *eff_prot = pl->prot_given ? pl->prot_uri : cur ? cur->prot_uri : "";
   if(cur && cur->prot_uri[0] && !pl->umi[0])
-    return outf(o, 400, "InvalidNumberOfIdentities",
+    return sql_outf(o, 400, "InvalidNumberOfIdentities",
                 "The database uses a database-level encryption protector; it must keep one user-assigned identity.");
   if(cur) {
     for(int i = 0; i < pl->nremoved; i++) {
@@ -1389,7 +1425,7 @@ static int plan_build(emu *e, const json_t *body, const sql_parent *parent, cons
       sqlkv_ref pr;
       if(eff_prot[0] && sqlkv_parse_uri(eff_prot, &pr) && !strcasecmp(pr.vault, r.vault) && !strcasecmp(pr.name, r.name) &&
          (!pr.version[0] || !strcasecmp(pr.version, r.version)))
-        return outf(o, 400, "AzureKeyVaultKeyNameCurrentlyInUse",
+        return sql_outf(o, 400, "AzureKeyVaultKeyNameCurrentlyInUse",
                     "The key '%.300s' is the database's encryption protector and cannot be removed.", pl->removed[i]);
       /* still protecting active log? */
       char th[SQ_THUMBPRINT_HEX_LEN + 1] = "";
@@ -1404,7 +1440,7 @@ static int plan_build(emu *e, const json_t *body, const sql_parent *parent, cons
       char vt[64][SQ_THUMBPRINT_HEX_LEN + 1];
       int nv = sql_vlf_thumbs_at(e, cur->uid, -1, vt, 64);
       if(th[0] && thumb_in(th, vt, nv) && !plan_has_thumb(pl, th))
-        return outf(o, 400, "AzureKeyVaultKeyNameCurrentlyInUse",
+        return sql_outf(o, 400, "AzureKeyVaultKeyNameCurrentlyInUse",
                     "The key '%.300s' still protects active log of the database; generate log (or wait) before "
                     "removing it.",
                     pl->removed[i]);
@@ -1412,7 +1448,7 @@ static int plan_build(emu *e, const json_t *body, const sql_parent *parent, cons
   }
   if(cur && pl->prot_given) {
     if(sql_db_rotation_blocked(e, cur, pl->prot_thumb))
-      return outf(o, 400, "PerDatabaseCMKKeyRotationAttemptedWhileOldThumbprintInUse",
+      return sql_outf(o, 400, "PerDatabaseCMKKeyRotationAttemptedWhileOldThumbprintInUse",
                   "Key rotation of database '%s' is blocked: active log is still encrypted with a key older than the "
                   "current protector (thumbprint in use differs from %s). Wait for the log to be truncated or "
                   "generate workload, then retry. See https://aka.ms/azuresqldbkeyrotation",
@@ -1443,12 +1479,12 @@ static int plan_build(emu *e, const json_t *body, const sql_parent *parent, cons
           continue;
       }
       if(!mat_ok)
-        return outf(o, 400, "PerDatabaseCMKAKVKeyMaterialMissingOnGeoSecondary",
+        return sql_outf(o, 400, "PerDatabaseCMKAKVKeyMaterialMissingOnGeoSecondary",
                     "The geo-secondary '%s' has no key with the new protector's material (thumbprint %s); add it to "
                     "every secondary first.",
                     sname, pl->prot_thumb);
       if(!uri_ok)
-        return outf(o, 400, "PerDatabaseCMKAKVKeyUriMissingOnGeoSecondary",
+        return sql_outf(o, 400, "PerDatabaseCMKAKVKeyUriMissingOnGeoSecondary",
                     "The geo-secondary '%s' does not have the key URI '%.300s'; add it to every secondary first.",
                     sname, pl->prot_uri);
     }
@@ -1480,7 +1516,7 @@ static const char *mode_name(int m) {
 static int open_backup(emu *e, const plan *pl, const sql_parent *target, unsigned char dek[SQL_DEK_LEN], sql_outcome *o) {
   sql_wrap w;
   if(!sql_wrap_at(e, pl->src_uid, pl->src_at, &w))
-    return outf(o, 400, "SourceDatabaseNotFound", "The source has no backup at that time.");
+    return sql_outf(o, 400, "SourceDatabaseNotFound", "The source has no backup at that time.");
   keysrc ks = {pl->oid, pl->keys, pl->nkeys, target};
   sqlkv_fail f;
   char used[SQL_URI_MAX];
@@ -1488,8 +1524,8 @@ static int open_backup(emu *e, const plan *pl, const sql_parent *target, unsigne
   sq_buf_free(&w.wrapped);
   if(st) {
     if(st == SK_NOTFOUND && strstr(f.detail, "was provided"))
-      return outf(o, 400, "MissingKeyVaultUriForRestore", "%s", f.detail);
-    return out_kv(o, &f, SQLKV_CTX_DB, used);
+      return sql_outf(o, 400, "MissingKeyVaultUriForRestore", "%s", f.detail);
+    return sql_out_kv(o, &f, SQLKV_CTX_DB, used);
   }
   /* every log segment active at that time must open too */
   sqlite3_stmt *q = emu_sql(e, "SELECT thumb, wrapped FROM sql_vlfs WHERE db_uid=?1 AND created_ms<=?2 AND"
@@ -1513,12 +1549,12 @@ static int open_backup(emu *e, const plan *pl, const sql_parent *target, unsigne
       if(unwrap_with(e, &ks, kind, thumb, sqlite3_column_blob(q, 1), (size_t)sqlite3_column_bytes(q, 1), d2, &f, used,
                      sizeof used)) {
         if(f.st == SK_NOTFOUND && strstr(f.detail, "was provided"))
-          rc = outf(o, 400, "MissingKeyVaultUriForRestore", "The backup's log needs a key that was not provided: %s",
+          rc = sql_outf(o, 400, "MissingKeyVaultUriForRestore", "The backup's log needs a key that was not provided: %s",
                     f.detail);
         else
-          rc = out_kv(o, &f, SQLKV_CTX_DB, used);
+          rc = sql_out_kv(o, &f, SQLKV_CTX_DB, used);
       } else if(memcmp(d2, dek, SQL_DEK_LEN)) {
-        rc = outf(o, 400, "AzureKeyVaultKeyThumbprintIsDifferent", "A log segment holds a different encryption key.");
+        rc = sql_outf(o, 400, "AzureKeyVaultKeyThumbprintIsDifferent", "A log segment holds a different encryption key.");
       }
       sq_wipe(d2, sizeof d2);
     }
@@ -1534,7 +1570,7 @@ static int open_backup(emu *e, const plan *pl, const sql_parent *target, unsigne
       sq_buf pt;
       sq_buf_init(&pt, 1 << 20);
       if(kvc_open(dek, sqlite3_column_blob(q, 0), (size_t)sqlite3_column_bytes(q, 0), &pt))
-        rc = outf(o, 400, "AzureKeyVaultKeyThumbprintIsDifferent", "The backup's data does not open with its key.");
+        rc = sql_outf(o, 400, "AzureKeyVaultKeyThumbprintIsDifferent", "The backup's data does not open with its key.");
       sq_buf_free_wipe(&pt);
     }
     sqlite3_finalize(q);
@@ -1542,8 +1578,20 @@ static int open_backup(emu *e, const plan *pl, const sql_parent *target, unsigne
   return rc;
 }
 
-static int apply_create(emu *e, const json_t *body, const sql_parent *parent, const char *name, const char *apiver,
-                        int64_t now, sql_db *out, sql_outcome *o) {
+/* Runs sql (?1 = the new database, ?2 = the plan's source, ?3 = its backup time). */
+static void copy_backup_rows(emu *e, const char *sql, int64_t uid, const plan *pl) {
+  sqlite3_stmt *q = emu_sql(e, sql);
+  if(q) {
+    sqlite3_bind_int64(q, 1, uid);
+    sqlite3_bind_int64(q, 2, pl->src_uid);
+    sqlite3_bind_int64(q, 3, pl->src_at < 0 ? INT64_MAX : pl->src_at);
+    sqlite3_step(q);
+    sqlite3_finalize(q);
+  }
+}
+
+int sql_db_create(emu *e, const json_t *body, const sql_parent *parent, const char *name, const char *apiver,
+                  int64_t now, sql_db *out, sql_outcome *o) {
   plan pl;
   if(plan_build(e, body, parent, NULL, apiver, &pl, o)) {
     plan_free(&pl);
@@ -1553,7 +1601,7 @@ static int apply_create(emu *e, const json_t *body, const sql_parent *parent, co
   int rc = 0;
   if(pl.mode == M_DEFAULT) {
     if(RAND_bytes(dek, sizeof dek) != 1)
-      rc = outf(o, 500, "InternalServerError", "RAND_bytes failed");
+      rc = sql_outf(o, 500, "InternalServerError", "RAND_bytes failed");
   } else {
     rc = open_backup(e, &pl, parent, dek, o);
   }
@@ -1565,7 +1613,7 @@ static int apply_create(emu *e, const json_t *body, const sql_parent *parent, co
   if(!rc) {
     sqlkv_fail f;
     if(wrap_under(e, kind, pl.prot_uri, pl.oid, parent, dek, &wrapped, thumb, canon, &f))
-      rc = out_kv(o, &f, !strcmp(kind, "db") ? SQLKV_CTX_DB : SQLKV_CTX_SERVER, !strcmp(kind, "db") ? pl.prot_uri : parent->prot_uri);
+      rc = sql_out_kv(o, &f, !strcmp(kind, "db") ? SQLKV_CTX_DB : SQLKV_CTX_SERVER, !strcmp(kind, "db") ? pl.prot_uri : parent->prot_uri);
   }
   if(rc)
     goto done;
@@ -1606,7 +1654,7 @@ static int apply_create(emu *e, const json_t *body, const sql_parent *parent, co
   sql_settings_load(e, &s);
   d.next_check_ms = now + s.key_check_interval_ms;
   if(sql_db_save(e, &d) || set_wrap(e, &d, now, kind, canon, thumb, &wrapped) || sql_db_save(e, &d)) {
-    rc = outf(o, 500, "InternalServerError", "Could not store the database.");
+    rc = sql_outf(o, 500, "InternalServerError", "Could not store the database.");
     sql_db_free(&d);
     goto done;
   }
@@ -1619,25 +1667,13 @@ static int apply_create(emu *e, const json_t *body, const sql_parent *parent, co
     add_vlf(e, &d, now, dek, line, 1, 0);
   } else {
     /* the backup's log and data come along as they are */
-    sqlite3_stmt *q = emu_sql(e, "INSERT INTO sql_vlfs(db_uid, created_ms, thumb, uri, wrapped, payload, records)"
-                                 " SELECT ?1, created_ms, thumb, uri, wrapped, payload, records FROM sql_vlfs"
-                                 " WHERE db_uid=?2 AND created_ms<=?3 AND (retired_ms=0 OR retired_ms>?3) ORDER BY seq");
-    if(q) {
-      sqlite3_bind_int64(q, 1, d.uid);
-      sqlite3_bind_int64(q, 2, pl.src_uid);
-      sqlite3_bind_int64(q, 3, pl.src_at < 0 ? INT64_MAX : pl.src_at);
-      sqlite3_step(q);
-      sqlite3_finalize(q);
-    }
-    q = emu_sql(e, "INSERT INTO sql_data(db_uid, created_ms, blob) SELECT ?1, created_ms, blob FROM sql_data"
-                   " WHERE db_uid=?2 AND created_ms<=?3 ORDER BY seq");
-    if(q) {
-      sqlite3_bind_int64(q, 1, d.uid);
-      sqlite3_bind_int64(q, 2, pl.src_uid);
-      sqlite3_bind_int64(q, 3, pl.src_at < 0 ? INT64_MAX : pl.src_at);
-      sqlite3_step(q);
-      sqlite3_finalize(q);
-    }
+    copy_backup_rows(e, "INSERT INTO sql_vlfs(db_uid, created_ms, thumb, uri, wrapped, payload, records)"
+                        " SELECT ?1, created_ms, thumb, uri, wrapped, payload, records FROM sql_vlfs"
+                        " WHERE db_uid=?2 AND created_ms<=?3 AND (retired_ms=0 OR retired_ms>?3) ORDER BY seq",
+                     d.uid, &pl);
+    copy_backup_rows(e, "INSERT INTO sql_data(db_uid, created_ms, blob) SELECT ?1, created_ms, blob FROM sql_data"
+                        " WHERE db_uid=?2 AND created_ms<=?3 ORDER BY seq",
+                     d.uid, &pl);
     if(pl.mode == M_SECONDARY)
       sql_geo_link_add(e, pl.src_uid, d.uid, pl.secondary_type, now);
   }
@@ -1662,18 +1698,13 @@ static int apply_update(emu *e, const json_t *body, const sql_parent *parent, sq
   /* protector change: unwrap with the old protector, wrap with the new one */
   int rewrap = pl.prot_given && (strcmp(pl.prot_thumb, d->dek_thumb) || strcmp(d->dek_kind, "db") ||
                                  strcasecmp(pl.prot_uri, d->prot_uri));
-  sq_buf wrapped;
-  sq_buf_init(&wrapped, 4096);
-  char thumb[SQ_THUMBPRINT_HEX_LEN + 1] = "", canon[SQL_URI_MAX] = "";
+  new_wrap w;
+  memset(&w, 0, sizeof w);
   if(rewrap) {
-    unsigned char dek[SQL_DEK_LEN];
     sqlkv_fail f;
     char used[SQL_URI_MAX] = "";
-    if(sql_db_unwrap_current(e, d, dek, &f, used))
-      rc = out_kv(o, &f, SQLKV_CTX_DB, used[0] ? used : d->dek_uri);
-    else if(wrap_under(e, "db", pl.prot_uri, pl.oid, parent, dek, &wrapped, thumb, canon, &f))
-      rc = out_kv(o, &f, SQLKV_CTX_DB, pl.prot_uri);
-    sq_wipe(dek, sizeof dek);
+    if(rewrap_dek(e, d, "db", pl.prot_uri, pl.oid, parent, &w, &f, used))
+      rc = sql_out_kv(o, &f, SQLKV_CTX_DB, used[0] ? pl.prot_uri : d->dek_uri); /* opening or wrapping failed */
   }
   if(!rc) {
     /* keys map history */
@@ -1697,7 +1728,7 @@ static int apply_update(emu *e, const json_t *body, const sql_parent *parent, sq
     if(pl.prot_given)
       snprintf(d->prot_uri, sizeof d->prot_uri, "%s", pl.prot_uri);
     if(rewrap)
-      set_wrap(e, d, now, "db", canon, thumb, &wrapped);
+      record_wrap(e, d, now, &w);
     const json_t *sku = json_object_get(body, "sku");
     if(json_is_object(sku)) {
       json_decref(d->sku);
@@ -1709,9 +1740,9 @@ static int apply_update(emu *e, const json_t *body, const sql_parent *parent, sq
       d->tags = json_deep_copy(tags);
     }
     if(sql_db_save(e, d))
-      rc = outf(o, 500, "InternalServerError", "Could not store the database.");
+      rc = sql_outf(o, 500, "InternalServerError", "Could not store the database.");
   }
-  sq_buf_free(&wrapped);
+  sq_buf_free(&w.wrapped);
   plan_free(&pl);
   return rc;
 }
@@ -1726,6 +1757,16 @@ static int valid_db_name(const char *n) {
     if(strchr("<>*%&:\\/?", n[i]) || (unsigned char)n[i] < 0x20)
       return 0;
   return 1;
+}
+
+/* A location as ARM compares it: "East US" is "eastus". */
+static const char *location_key(const char *loc, char out[EMU_ID_MAX]) {
+  size_t j = 0;
+  for(const char *s = loc; *s && j + 1 < EMU_ID_MAX; s++)
+    if(*s != ' ')
+      out[j++] = (char)tolower((unsigned char)*s);
+  out[j] = '\0';
+  return out;
 }
 
 /* Caller needs assign/action on the identities it attaches (ARM linked authorization). */
@@ -1761,8 +1802,6 @@ static void db_write(emu_call *c, int is_patch) {
   json_t *body = NULL;
   const char *name = emu_var(c, "db");
   const char *apiver = emu_query(c, "api-version");
-  char rid[SQL_RID_MAX];
-  sql_req_rid(c, rid, sizeof rid);
   sql_db cur;
   int exists = 0;
   sql_outcome o;
@@ -1795,40 +1834,30 @@ static void db_write(emu_call *c, int is_patch) {
       goto out;
     }
     char a[EMU_ID_MAX], b[EMU_ID_MAX];
-    size_t j = 0;
-    for(const char *s = loc; *s && j + 1 < sizeof a; s++)
-      if(*s != ' ')
-        a[j++] = (char)tolower((unsigned char)*s);
-    a[j] = '\0';
-    j = 0;
-    for(const char *s = p.region; *s && j + 1 < sizeof b; s++)
-      if(*s != ' ')
-        b[j++] = (char)tolower((unsigned char)*s);
-    b[j] = '\0';
-    if(strcmp(a, b)) {
+    if(strcmp(location_key(loc, a), location_key(p.region, b))) {
       emu_arm_error(c, 400, "InvalidResourceLocation",
                     "The database must be in its server's location '%s', not '%.64s'.", p.region, loc);
       goto out;
     }
-    if(sql_lro_running(c->e, rid, NULL)) {
+    if(sql_lro_running(c)) {
       emu_arm_error(c, 409, "ConflictingDatabaseOperation", "An operation on database '%.128s' is already in progress.", name);
       goto out;
     }
   } else {
     const json_t *props = json_object_get(body, "properties");
     int touches_prot = json_object_get(props, "encryptionProtector") != NULL;
-    if(sql_lro_running(c->e, rid, NULL)) {
+    if(sql_lro_running(c)) {
       emu_arm_error(c, 409, touches_prot ? "EncryptionProtectorChangeInProgress" : "ConflictingDatabaseOperation",
                     "An operation on database '%.128s' is already in progress; retry when it completes.", name);
       goto out;
     }
   }
   if(plan_build(c->e, body, &p, exists ? &cur : NULL, apiver, &pl, &o)) {
-    reply_outcome(c, &o);
+    sql_reply_outcome(c, &o);
     goto out;
   }
   json_t *input = json_pack("{s:s,s:s,s:O}", "parent", p.id, "name", name, "body", body);
-  sql_lro(c, exists ? "UpdateLogicalDatabase" : "CreateLogicalDatabase", "database", p.region, rid, input);
+  sql_lro(c, exists ? "UpdateLogicalDatabase" : "CreateLogicalDatabase", "database", p.region, input);
 out:
   plan_free(&pl);
   if(exists)
@@ -1852,22 +1881,17 @@ static int lro_db_write(emu *e, const emu_lro *op, const json_t *in, char code[1
   }
   const json_t *body = json_object_get(in, "body");
   sql_db d;
-  int rc;
-  if(sql_db_load(e, p.id, name, &d)) {
-    rc = apply_update(e, body, &p, &d, av, op->done_ms, &o);
-  } else {
-    rc = apply_create(e, body, &p, name, av, op->done_ms, &d, &o);
-  }
-  if(!rc)
-    *result = sql_db_json(e, &d, 0, -1, sql_apiver_cmk(av));
-  if(!rc)
-    sql_db_free(&d);
+  int existed = sql_db_load(e, p.id, name, &d);
+  int rc = existed ? apply_update(e, body, &p, &d, av, op->done_ms, &o)
+                   : sql_db_create(e, body, &p, name, av, op->done_ms, &d, &o);
   sql_parent_free(&p);
   if(rc) {
-    snprintf(code, 128, "%s", o.code);
-    snprintf(msg, 512, "%s", o.msg);
-    return 1;
+    if(existed)
+      sql_db_free(&d);
+    return sql_out_lro(&o, code, msg);
   }
+  *result = sql_db_json(e, &d, 0, -1, sql_apiver_cmk(av));
+  sql_db_free(&d);
   return 0;
 }
 
@@ -1877,14 +1901,12 @@ void sql_h_db_delete(emu_call *c) {
     return;
   const char *name = emu_var(c, "db");
   sql_db d;
-  char rid[SQL_RID_MAX];
-  sql_req_rid(c, rid, sizeof rid);
   if(!strcasecmp(name, "master")) {
     emu_arm_error(c, 400, "OperationNotAllowedOnMasterDatabase", "The master database cannot be deleted.");
   } else if(!sql_db_load(c->e, p.id, name, &d)) {
     emu_reply_empty(c, 204);
   } else {
-    sql_lro(c, "DropLogicalDatabase", "database", p.region, rid,
+    sql_lro(c, "DropLogicalDatabase", "database", p.region,
             json_pack("{s:s,s:s,s:I}", "parent", p.id, "name", name, "uid", (json_int_t)d.uid));
     sql_db_free(&d);
   }
@@ -1908,14 +1930,8 @@ static int lro_db_drop(emu *e, const emu_lro *op, const json_t *in, char code[12
 /* ---- revalidate / revert ---- */
 
 static int load_db_for_action(emu_call *c, const char *action, sql_parent *p, sql_db *d) {
-  if(!sql_begin(c, 0, action, p))
+  if(!sql_begin_db(c, action, not_found_db, p, d))
     return 0;
-  const char *name = emu_var(c, "db");
-  if(!sql_db_load(c->e, p->id, name, d)) {
-    not_found_db(c, name);
-    sql_parent_free(p);
-    return 0;
-  }
   if(!d->prot_uri[0]) {
     emu_arm_error(c, 400, "DatabaseLevelEncryptionProtectorDoesNotExist",
                   "The database '%s' has no database-level encryption protector.", d->name);
@@ -1932,43 +1948,62 @@ void sql_h_db_revalidate(emu_call *c) {
   if(!load_db_for_action(c, "Microsoft.Sql/servers/databases/encryptionProtector/revalidate/action", &p, &d))
     return;
   sqlkv_fail f;
-  char rid[SQL_RID_MAX];
-  sql_req_rid(c, rid, sizeof rid);
   if(sql_db_check(c->e, &d, &f))
     sqlkv_reply_error(c, &f, SQLKV_CTX_DB, d.prot_uri);
   else
-    sql_lro(c, "RevalidateDatabaseEncryptionProtector", "databaseEncryptionProtectorRevalidate", p.region, rid,
+    sql_lro(c, "RevalidateDatabaseEncryptionProtector", "databaseEncryptionProtectorRevalidate", p.region,
             json_pack("{s:I}", "uid", (json_int_t)d.uid));
   sql_db_free(&d);
   sql_parent_free(&p);
+}
+
+/* The live database an LRO acts on (input "uid"); fails the LRO when it is gone. */
+static int lro_db(emu *e, const json_t *in, sql_db *d, char code[128], char msg[512]) {
+  if(sql_db_load_uid(e, sq_json_int(in, "uid", 0), d)) {
+    if(!d->deleted_ms)
+      return 1;
+    sql_db_free(d);
+  }
+  snprintf(code, 128, "ResourceNotFound");
+  snprintf(msg, 512, "The database no longer exists.");
+  return 0;
+}
+
+void sql_db_clear_failure(sql_db *d) {
+  d->fail_since_ms = 0;
+  d->fail_code[0] = d->fail_msg[0] = '\0';
+}
+
+sqlkv_status sql_db_reopen(emu *e, sql_db *d, sqlkv_fail *f) {
+  unsigned char dek[SQL_DEK_LEN];
+  sqlkv_status st = sql_db_check(e, d, f);
+  if(!st)
+    st = sql_db_unwrap_current(e, d, dek, f, NULL);
+  sq_wipe(dek, sizeof dek);
+  if(!st) {
+    snprintf(d->status, sizeof d->status, "Online");
+    sql_db_clear_failure(d);
+  }
+  return st;
 }
 
 static int lro_db_revalidate(emu *e, const emu_lro *op, const json_t *in, char code[128], char msg[512],
                              json_t **result) {
   (void)result;
   sql_db d;
-  if(!sql_db_load_uid(e, sq_json_int(in, "uid", 0), &d) || d.deleted_ms) {
-    snprintf(code, 128, "ResourceNotFound");
-    snprintf(msg, 512, "The database no longer exists.");
+  if(!lro_db(e, in, &d, code, msg))
     return 1;
-  }
-  unsigned char dek[SQL_DEK_LEN];
   sqlkv_fail f;
-  char used[SQL_URI_MAX] = "";
   int rc = 0;
-  if(sql_db_check(e, &d, &f) || sql_db_unwrap_current(e, &d, dek, &f, used)) {
+  if(sql_db_reopen(e, &d, &f)) {
     sqlkv_error(&f, SQLKV_CTX_DB, d.prot_uri, code, msg);
     rc = 1;
   } else {
-    snprintf(d.status, sizeof d.status, "Online");
-    d.fail_since_ms = 0;
-    d.fail_code[0] = d.fail_msg[0] = '\0';
     sql_settings s;
     sql_settings_load(e, &s);
     d.next_check_ms = op->done_ms + s.key_check_interval_ms;
     sql_db_save(e, &d);
   }
-  sq_wipe(dek, sizeof dek);
   sql_db_free(&d);
   return rc;
 }
@@ -1978,17 +2013,15 @@ void sql_h_db_revert(emu_call *c) {
   sql_db d;
   if(!load_db_for_action(c, "Microsoft.Sql/servers/databases/encryptionProtector/revert/action", &p, &d))
     return;
-  char rid[SQL_RID_MAX];
-  sql_req_rid(c, rid, sizeof rid);
   if(strcmp(p.prot_type, "ServiceManaged"))
     emu_arm_error(c, 400, "RevertDatabaseLevelKeyOnlySupportedWithSMK",
                   "Reverting database '%s' to server-level encryption is only supported when the server uses a "
                   "service-managed key; server '%s' uses a customer-managed key.",
                   d.name, p.name);
-  else if(sql_lro_running(c->e, rid, NULL))
+  else if(sql_lro_running(c))
     emu_arm_error(c, 409, "EncryptionProtectorChangeInProgress", "A protector change is already in progress.");
   else
-    sql_lro(c, "RevertDatabaseEncryptionProtector", "databaseEncryptionProtectorRevert", p.region, rid,
+    sql_lro(c, "RevertDatabaseEncryptionProtector", "databaseEncryptionProtectorRevert", p.region,
             json_pack("{s:I}", "uid", (json_int_t)d.uid));
   sql_db_free(&d);
   sql_parent_free(&p);
@@ -1997,11 +2030,8 @@ void sql_h_db_revert(emu_call *c) {
 static int lro_db_revert(emu *e, const emu_lro *op, const json_t *in, char code[128], char msg[512], json_t **result) {
   (void)result;
   sql_db d;
-  if(!sql_db_load_uid(e, sq_json_int(in, "uid", 0), &d) || d.deleted_ms) {
-    snprintf(code, 128, "ResourceNotFound");
-    snprintf(msg, 512, "The database no longer exists.");
+  if(!lro_db(e, in, &d, code, msg))
     return 1;
-  }
   sql_parent p;
   int rc = 0;
   if(!sql_parent_load_id(e, d.parent_id, &p)) {
@@ -2013,23 +2043,19 @@ static int lro_db_revert(emu *e, const emu_lro *op, const json_t *in, char code[
     snprintf(msg, 512, "The server started using a customer-managed key; revert needs a service-managed key.");
     rc = 1;
   } else if(d.prot_uri[0]) {
-    unsigned char dek[SQL_DEK_LEN];
     sqlkv_fail f;
     char used[SQL_URI_MAX] = "";
-    sq_buf wrapped;
-    sq_buf_init(&wrapped, 4096);
-    char thumb[SQ_THUMBPRINT_HEX_LEN + 1], canon[SQL_URI_MAX];
-    if(sql_db_unwrap_current(e, &d, dek, &f, used) || wrap_under(e, "smk", "", "", &p, dek, &wrapped, thumb, canon, &f)) {
+    new_wrap w;
+    if(rewrap_dek(e, &d, "smk", "", "", &p, &w, &f, used)) {
       sqlkv_error(&f, SQLKV_CTX_DB, used[0] ? used : d.prot_uri, code, msg);
       rc = 1;
     } else {
-      set_wrap(e, &d, op->done_ms, "smk", canon, thumb, &wrapped);
+      record_wrap(e, &d, op->done_ms, &w);
       d.prot_uri[0] = '\0';
       d.auto_rot = 0;
       sql_db_save(e, &d);
     }
-    sq_wipe(dek, sizeof dek);
-    sq_buf_free(&wrapped);
+    sq_buf_free(&w.wrapped);
   }
   sql_parent_free(&p);
   sql_db_free(&d);
@@ -2037,34 +2063,37 @@ static int lro_db_revert(emu *e, const emu_lro *op, const json_t *in, char code[
 }
 
 /* Used by server-level protector changes: new wrap for server-level databases. */
-void sql_parent_rewrap_dbs(emu *e, const sql_parent *p, int64_t now) {
-  sqlite3_stmt *st = emu_sql(e, "SELECT uid FROM sql_dbs WHERE parent_id=? AND deleted_ms=0 AND prot_uri=''");
-  if(!st)
-    return;
-  int64_t uids[512];
+int sql_server_level_dbs(emu *e, const char *parent_id, int inaccessible, int64_t *out, int max) {
+  /* collected first: the callers write these rows */
+  sqlite3_stmt *st = emu_sql(e, "SELECT uid FROM sql_dbs WHERE parent_id=?1 AND deleted_ms=0 AND prot_uri=''"
+                                " AND (?2=0 OR status='Inaccessible')");
   int n = 0;
-  sqlite3_bind_text(st, 1, p->id, -1, SQLITE_STATIC);
-  while(n < 512 && sqlite3_step(st) == SQLITE_ROW)
-    uids[n++] = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
+  if(st) {
+    sqlite3_bind_text(st, 1, parent_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, inaccessible);
+    while(n < max && sqlite3_step(st) == SQLITE_ROW)
+      out[n++] = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+  }
+  return n;
+}
+
+void sql_parent_rewrap_dbs(emu *e, const sql_parent *p, int64_t now) {
+  int64_t uids[512];
+  int n = sql_server_level_dbs(e, p->id, 0, uids, 512);
   const char *kind = !strcmp(p->prot_type, "AzureKeyVault") ? "server" : "smk";
   for(int i = 0; i < n; i++) {
     sql_db d;
     if(!sql_db_load_uid(e, uids[i], &d))
       continue;
-    unsigned char dek[SQL_DEK_LEN];
     sqlkv_fail f;
-    sq_buf wrapped;
-    sq_buf_init(&wrapped, 4096);
-    char thumb[SQ_THUMBPRINT_HEX_LEN + 1], canon[SQL_URI_MAX];
-    if(!sql_db_unwrap_current(e, &d, dek, &f, NULL) &&
-       !wrap_under(e, kind, p->prot_uri, "", p, dek, &wrapped, thumb, canon, &f) &&
-       (strcmp(thumb, d.dek_thumb) || strcmp(kind, d.dek_kind))) {
-      set_wrap(e, &d, now, kind, canon, thumb, &wrapped);
+    new_wrap w;
+    if(!rewrap_dek(e, &d, kind, p->prot_uri, "", p, &w, &f, NULL) &&
+       (strcmp(w.thumb, d.dek_thumb) || strcmp(kind, d.dek_kind))) {
+      record_wrap(e, &d, now, &w);
       sql_db_save(e, &d);
     }
-    sq_wipe(dek, sizeof dek);
-    sq_buf_free(&wrapped);
+    sq_buf_free(&w.wrapped);
     sql_db_free(&d);
   }
 }
@@ -2086,11 +2115,8 @@ int sql_db_autorotate(emu *e, sql_db *d, int64_t now, int64_t window_ms) {
   if(strcmp(k.thumb, d->dek_thumb) && now - k.created_s * 1000 >= window_ms && !sql_db_rotation_blocked(e, d, k.thumb)) {
     char uri[SQL_URI_MAX];
     sqlkv_uri(e, &k.ref, uri, sizeof uri);
-    unsigned char dek[SQL_DEK_LEN];
-    sq_buf wrapped;
-    sq_buf_init(&wrapped, 4096);
-    char thumb[SQ_THUMBPRINT_HEX_LEN + 1], canon[SQL_URI_MAX];
-    if(!sql_db_unwrap_current(e, d, dek, &f, NULL) && !wrap_under(e, "db", uri, oid, NULL, dek, &wrapped, thumb, canon, &f)) {
+    new_wrap w;
+    if(!rewrap_dek(e, d, "db", uri, oid, NULL, &w, &f, NULL)) {
       sql_dbkey dk;
       memset(&dk, 0, sizeof dk);
       snprintf(dk.uri, sizeof dk.uri, "%s", uri);
@@ -2102,56 +2128,22 @@ int sql_db_autorotate(emu *e, sql_db *d, int64_t now, int64_t window_ms) {
       /* a versionless protector stays versionless */
       if(r.version[0])
         snprintf(d->prot_uri, sizeof d->prot_uri, "%s", uri);
-      set_wrap(e, d, now, "db", canon, thumb, &wrapped);
+      record_wrap(e, d, now, &w);
       sql_db_save(e, d);
       rc = 1;
       SQ_INFO("emulator", "sql: database %s auto-rotated its protector to %s", d->name, uri);
     }
-    sq_wipe(dek, sizeof dek);
-    sq_buf_free(&wrapped);
+    sq_buf_free(&w.wrapped);
   }
   sqlkv_key_free(&k);
   return rc;
 }
 
-int sql_db_create(emu *e, const json_t *body, const sql_parent *parent, const char *name, const char *apiver,
-                  int64_t now, sql_db *out, char code[128], char msg[512]) {
-  sql_outcome o;
-  memset(&o, 0, sizeof o);
-  int rc = apply_create(e, body, parent, name, apiver, now, out, &o);
-  if(rc) {
-    snprintf(code, 128, "%s", o.code);
-    snprintf(msg, 512, "%s", o.msg);
-  }
-  return rc;
-}
 
 /* ---- managed instance databases (no database-level CMK there: azure-api.md §1.7) ---- */
 
-static void mdb_list(emu_call *c, const char *status_filter) {
-  sql_parent p;
-  if(!sql_begin(c, 1, "Microsoft.Sql/managedInstances/databases/read", &p))
-    return;
-  json_t *arr = json_array();
-  sqlite3_stmt *st = emu_sql(c->e, "SELECT uid FROM sql_dbs WHERE parent_id=? AND deleted_ms=0 ORDER BY uid");
-  if(st) {
-    sqlite3_bind_text(st, 1, p.id, -1, SQLITE_STATIC);
-    while(sqlite3_step(st) == SQLITE_ROW) {
-      sql_db d;
-      if(!sql_db_load_uid(c->e, sqlite3_column_int64(st, 0), &d))
-        continue;
-      if(!status_filter || !strcmp(d.status, status_filter))
-        json_array_append_new(arr, sql_db_json(c->e, &d, 0, -1, 0));
-      sql_db_free(&d);
-    }
-    sqlite3_finalize(st);
-  }
-  emu_reply_json(c, 200, json_pack("{s:o}", "value", arr));
-  sql_parent_free(&p);
-}
-
-void sql_h_mdb_list(emu_call *c) { mdb_list(c, NULL); }
-void sql_h_mdb_inaccessible(emu_call *c) { mdb_list(c, "Inaccessible"); }
+void sql_h_mdb_list(emu_call *c) { list_dbs(c, 1, NULL); }
+void sql_h_mdb_inaccessible(emu_call *c) { list_dbs(c, 1, "Inaccessible"); }
 
 void sql_h_mdb_get(emu_call *c) {
   sql_parent p;
@@ -2175,8 +2167,6 @@ void sql_h_mdb_put(emu_call *c) {
     return;
   json_t *body = NULL;
   const char *name = emu_var(c, "db");
-  char rid[SQL_RID_MAX];
-  sql_req_rid(c, rid, sizeof rid);
   sql_db d;
   if(emu_body_json(c, 0, &body))
     goto out;
@@ -2198,7 +2188,7 @@ void sql_h_mdb_put(emu_call *c) {
   }
   json_t *plain = json_pack("{s:s,s:{s:s}}", "location", p.region, "properties", "createMode", "Default");
   json_t *input = json_pack("{s:s,s:s,s:o}", "parent", p.id, "name", name, "body", plain);
-  sql_lro(c, "CreateManagedDatabase", "managedDatabase", p.region, rid, input);
+  sql_lro(c, "CreateManagedDatabase", "managedDatabase", p.region, input);
 out:
   json_decref(body);
   sql_parent_free(&p);

@@ -159,16 +159,10 @@ static json_t *link_json(emu *e, const link_row *l, int64_t self_uid) {
   return j;
 }
 
-static int begin_db(emu_call *c, const char *action, sql_parent *p, sql_db *d) {
-  if(!sql_begin(c, 0, action, p))
-    return 0;
-  if(!sql_db_load(c->e, p->id, emu_var(c, "db"), d)) {
-    emu_arm_error(c, 404, "ResourceNotFound", "The database '%.128s' was not found.", emu_var(c, "db"));
-    sql_parent_free(p);
-    return 0;
-  }
-  return 1;
+static void db_not_found(emu_call *c, const char *name) {
+  emu_arm_error(c, 404, "ResourceNotFound", "The database '%.128s' was not found.", name);
 }
+
 
 void sql_h_links_server(emu_call *c) {
   sql_parent p;
@@ -196,7 +190,7 @@ void sql_h_links_server(emu_call *c) {
 void sql_h_links_db(emu_call *c) {
   sql_parent p;
   sql_db d;
-  if(!begin_db(c, "Microsoft.Sql/servers/databases/replicationLinks/read", &p, &d))
+  if(!sql_begin_db(c, "Microsoft.Sql/servers/databases/replicationLinks/read", db_not_found, &p, &d))
     return;
   link_row l[32];
   int n = links_of(c->e, d.uid, NULL, l, 32);
@@ -227,7 +221,7 @@ void sql_h_link_get(emu_call *c) {
   sql_parent p;
   sql_db d;
   link_row l;
-  if(!begin_db(c, "Microsoft.Sql/servers/databases/replicationLinks/read", &p, &d))
+  if(!sql_begin_db(c, "Microsoft.Sql/servers/databases/replicationLinks/read", db_not_found, &p, &d))
     return;
   if(find_link(c, &d, &l))
     emu_reply_json(c, 200, link_json(c->e, &l, d.uid));
@@ -239,12 +233,10 @@ void sql_h_link_delete(emu_call *c) {
   sql_parent p;
   sql_db d;
   link_row l;
-  if(!begin_db(c, "Microsoft.Sql/servers/databases/replicationLinks/delete", &p, &d))
+  if(!sql_begin_db(c, "Microsoft.Sql/servers/databases/replicationLinks/delete", db_not_found, &p, &d))
     return;
-  char rid[SQL_RID_MAX];
-  sql_req_rid(c, rid, sizeof rid);
   if(find_link(c, &d, &l))
-    sql_lro(c, "DeleteReplicationLink", "replicationLink", p.region, rid, json_pack("{s:s}", "link", l.id));
+    sql_lro(c, "DeleteReplicationLink", "replicationLink", p.region, json_pack("{s:s}", "link", l.id));
   sql_db_free(&d);
   sql_parent_free(&p);
 }
@@ -253,16 +245,14 @@ void sql_h_link_failover(emu_call *c) {
   sql_parent p;
   sql_db d;
   link_row l;
-  if(!begin_db(c, "Microsoft.Sql/servers/databases/replicationLinks/failover/action", &p, &d))
+  if(!sql_begin_db(c, "Microsoft.Sql/servers/databases/replicationLinks/failover/action", db_not_found, &p, &d))
     return;
-  char rid[SQL_RID_MAX];
-  sql_req_rid(c, rid, sizeof rid);
   if(find_link(c, &d, &l)) {
     if(l.secondary_uid != d.uid)
       emu_arm_error(c, 400, "ReplicationLinkFailoverOnPrimary",
                     "Failover must be requested on the secondary database of the link.");
     else
-      sql_lro(c, "FailoverReplicationLink", "replicationLink", p.region, rid, json_pack("{s:s}", "link", l.id));
+      sql_lro(c, "FailoverReplicationLink", "replicationLink", p.region, json_pack("{s:s}", "link", l.id));
   }
   sql_db_free(&d);
   sql_parent_free(&p);
@@ -360,6 +350,35 @@ static int fog_load(emu *e, const char *kind, const char *server_id, const char 
   return ok;
 }
 
+/* Stores a group (kind "server" | "instance") as its upsert LRO completes. */
+static void fog_store(emu *e, const char *kind, const char *name, const char *primary_id, const char *secondary_id,
+                      const char *location, const json_t *body, int64_t now) {
+  char *b = json_dumps(body, JSON_COMPACT);
+  sqlite3_stmt *st = emu_sql(e, "INSERT OR REPLACE INTO sql_fogs(kind, name, primary_id, secondary_id, location, body,"
+                                " created_ms) VALUES(?,?,?,?,?,?,?)");
+  if(st && b) {
+    sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, primary_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, secondary_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, location, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, b, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, now);
+    sqlite3_step(st);
+  }
+  sqlite3_finalize(st);
+  free(b);
+}
+
+/* What the drop and failover LROs need to find a group again. */
+static json_t *fog_ref(const char *kind, const fog_row *f) {
+  return json_pack("{s:s,s:s,s:s}", "kind", kind, "primary", f->primary_id, "name", f->name);
+}
+
+static void fog_not_found(emu_call *c) {
+  emu_arm_error(c, 404, "ResourceNotFound", "The failover group '%.128s' was not found.", emu_var(c, "fog"));
+}
+
 static json_t *fog_json(emu *e, const fog_row *f, const char *self_id) {
   sql_parent me, partner;
   int primary = !strcasecmp(self_id, f->primary_id);
@@ -414,40 +433,46 @@ void sql_h_fog_list(emu_call *c) {
   sql_parent_free(&p);
 }
 
+/* sql_begin, then the route's failover group {fog} of that server; a missing
+ * one is answered 404, or 204 for a delete (already gone). 1 with both held. */
+static int fog_begin(emu_call *c, const char *action, int is_delete, sql_parent *p, fog_row *f) {
+  if(!sql_begin(c, 0, action, p))
+    return 0;
+  if(fog_load(c->e, "server", p->id, emu_var(c, "fog"), f))
+    return 1;
+  if(is_delete)
+    emu_reply_empty(c, 204);
+  else
+    fog_not_found(c);
+  sql_parent_free(p);
+  return 0;
+}
+
 void sql_h_fog_get(emu_call *c) {
   sql_parent p;
-  if(!sql_begin(c, 0, "Microsoft.Sql/servers/failoverGroups/read", &p))
-    return;
   fog_row f;
-  if(!fog_load(c->e, "server", p.id, emu_var(c, "fog"), &f)) {
-    emu_arm_error(c, 404, "ResourceNotFound", "The failover group '%.128s' was not found.", emu_var(c, "fog"));
-  } else {
-    emu_reply_json(c, 200, fog_json(c->e, &f, p.id));
-    json_decref(f.body);
-  }
+  if(!fog_begin(c, "Microsoft.Sql/servers/failoverGroups/read", 0, &p, &f))
+    return;
+  emu_reply_json(c, 200, fog_json(c->e, &f, p.id));
+  json_decref(f.body);
   sql_parent_free(&p);
 }
 
 /* Validates a group spec; on success fills the normalised body and partner id. */
 static int fog_plan(emu *e, const sql_parent *p, const json_t *req, const fog_row *cur, json_t **body, char *partner,
-                    size_t pn, char code[128], char msg[512]) {
+                    size_t pn, sql_outcome *o) {
   const json_t *props = json_object_get(req, "properties");
   *body = json_object();
   const json_t *rw = json_object_get(props, "readWriteEndpoint");
   if(!rw && cur)
     rw = json_object_get(cur->body, "readWriteEndpoint");
-  if(!json_is_object(rw)) {
-    snprintf(code, 128, "InvalidParameterValue");
-    snprintf(msg, 512, "readWriteEndpoint with failoverPolicy is required.");
-    return 1;
-  }
+  if(!json_is_object(rw))
+    return sql_outf(o, 400, "InvalidParameterValue", "readWriteEndpoint with failoverPolicy is required.");
   const char *pol = sq_json_str(rw, "failoverPolicy");
   if(!pol || (strcasecmp(pol, "Manual") && strcasecmp(pol, "Automatic")) ||
-     (!strcasecmp(pol, "Automatic") && !json_object_get(rw, "failoverWithDataLossGracePeriodMinutes"))) {
-    snprintf(code, 128, "InvalidParameterValue");
-    snprintf(msg, 512, "failoverPolicy must be Manual or Automatic (Automatic needs failoverWithDataLossGracePeriodMinutes).");
-    return 1;
-  }
+     (!strcasecmp(pol, "Automatic") && !json_object_get(rw, "failoverWithDataLossGracePeriodMinutes")))
+    return sql_outf(o, 400, "InvalidParameterValue",
+                    "failoverPolicy must be Manual or Automatic (Automatic needs failoverWithDataLossGracePeriodMinutes).");
   json_object_set(*body, "readWriteEndpoint", (json_t *)rw);
   const json_t *ro = json_object_get(props, "readOnlyEndpoint");
   if(!ro && cur)
@@ -457,11 +482,8 @@ static int fog_plan(emu *e, const sql_parent *p, const json_t *req, const fog_ro
   if(cur)
     pid = !strcasecmp(cur->primary_id, p->id) ? cur->secondary_id : cur->primary_id;
   sql_parent partner_p;
-  if(!pid || !sql_parent_load_id(e, pid, &partner_p) || partner_p.is_mi) {
-    snprintf(code, 128, "InvalidFailoverGroupPartner");
-    snprintf(msg, 512, "partnerServers[0].id must name an existing server.");
-    return 1;
-  }
+  if(!pid || !sql_parent_load_id(e, pid, &partner_p) || partner_p.is_mi)
+    return sql_outf(o, 400, "InvalidFailoverGroupPartner", "partnerServers[0].id must name an existing server.");
   snprintf(partner, pn, "%s", partner_p.id);
   sql_parent_free(&partner_p);
   json_t *names = json_array();
@@ -475,9 +497,7 @@ static int fog_plan(emu *e, const sql_parent *p, const json_t *req, const fog_ro
       sql_rid r;
       if(!json_is_string(v) || sql_parse_rid(json_string_value(v), &r) || strcasecmp(r.child_kind, "databases")) {
         json_decref(names);
-        snprintf(code, 128, "InvalidParameterValue");
-        snprintf(msg, 512, "databases[] must be database ids.");
-        return 1;
+        return sql_outf(o, 400, "InvalidParameterValue", "databases[] must be database ids.");
       }
       json_array_append_new(names, json_string(r.child));
     }
@@ -498,18 +518,18 @@ void sql_h_fog_put(emu_call *c) {
     sql_parent_free(&p);
     return;
   }
-  char rid[SQL_RID_MAX], partner[SQL_RID_MAX], code[128], msg[512];
-  sql_req_rid(c, rid, sizeof rid);
+  char partner[SQL_RID_MAX];
+  sql_outcome o;
   fog_row cur;
   int have = fog_load(c->e, "server", p.id, emu_var(c, "fog"), &cur);
   if(have && strcasecmp(cur.primary_id, p.id))
     emu_arm_error(c, 400, "FailoverGroupUpdateOnSecondary", "Update the failover group on its primary server.");
   else if(!have && !strcmp(c->req->method, "PATCH"))
-    emu_arm_error(c, 404, "ResourceNotFound", "The failover group '%.128s' was not found.", emu_var(c, "fog"));
-  else if(fog_plan(c->e, &p, req, have ? &cur : NULL, &body, partner, sizeof partner, code, msg))
-    emu_arm_error(c, 400, code, "%s", msg);
+    fog_not_found(c);
+  else if(fog_plan(c->e, &p, req, have ? &cur : NULL, &body, partner, sizeof partner, &o))
+    sql_reply_outcome(c, &o);
   else
-    sql_lro(c, "UpsertFailoverGroup", "failoverGroup", p.region, rid,
+    sql_lro(c, "UpsertFailoverGroup", "failoverGroup", p.region,
             json_pack("{s:s,s:s,s:O,s:s}", "parent", p.id, "name", emu_var(c, "fog"), "body", body, "partner", partner));
   if(have)
     json_decref(cur.body);
@@ -518,78 +538,67 @@ void sql_h_fog_put(emu_call *c) {
   sql_parent_free(&p);
 }
 
+/* A database joining a group: its geo-secondary on the partner already, or
+ * seeded there now (server-level CMK only). */
+static int fog_join(emu *e, const sql_parent *p, const sql_parent *partner, const char *dn, int64_t now,
+                    sql_outcome *o) {
+  sql_db d, s;
+  if(!sql_db_load(e, p->id, dn, &d))
+    return sql_outf(o, 404, "ResourceNotFound", "The database '%s' does not exist on the primary.", dn);
+  int64_t pu;
+  int has_sec = sql_db_load(e, partner->id, dn, &s);
+  int linked = has_sec && sql_geo_is_secondary(e, s.uid, &pu) && pu == d.uid;
+  int rc = 0;
+  if(linked) {
+    /* nothing to do */
+  } else if(d.prot_uri[0]) {
+    rc = sql_outf(o, 400, "PerDatabaseCMKCopyOrReplicationAttemptedWithoutDatabaseLevelEncryptionProtector",
+                  "Database '%s' uses database-level CMK: failover groups do not seed its secondary. Create the "
+                  "same-name secondary on the partner with its identity, keys and protector first, then add it.",
+                  dn);
+  } else if(has_sec) {
+    rc = sql_outf(o, 409, "FailoverGroupDatabaseAlreadyExistsOnPartner",
+                  "A database '%s' that is not its geo-secondary already exists on the partner.", dn);
+  } else {
+    char sid[SQL_RID_MAX + 200];
+    sql_db_id(&d, sid, sizeof sid);
+    json_t *cb = json_pack("{s:s,s:{s:s,s:s,s:s}}", "location", partner->region, "properties", "createMode",
+                           "Secondary", "sourceDatabaseId", sid, "secondaryType", "Geo");
+    sql_db nd;
+    rc = sql_db_create(e, cb, partner, dn, "2023-08-01", now, &nd, o);
+    json_decref(cb);
+    if(!rc)
+      sql_db_free(&nd);
+  }
+  if(has_sec)
+    sql_db_free(&s);
+  sql_db_free(&d);
+  return rc;
+}
+
 static int lro_fog_put(emu *e, const emu_lro *op, const json_t *in, char code[128], char msg[512], json_t **result) {
   sql_parent p, partner;
+  sql_outcome o;
   const char *name = sq_json_str(in, "name");
   const json_t *body = json_object_get(in, "body");
   if(!sql_parent_load_id(e, sq_json_str(in, "parent"), &p))
     return 0;
   if(!sql_parent_load_id(e, sq_json_str(in, "partner"), &partner)) {
     sql_parent_free(&p);
-    snprintf(code, 128, "InvalidFailoverGroupPartner");
-    snprintf(msg, 512, "The partner server no longer exists.");
-    return 1;
+    sql_outf(&o, 404, "InvalidFailoverGroupPartner", "The partner server no longer exists.");
+    return sql_out_lro(&o, code, msg);
   }
   int rc = 0;
   size_t i;
   json_t *v;
   json_array_foreach(json_object_get(body, "databases"), i, v) {
-    sql_db d, s;
-    const char *dn = json_string_value(v);
-    if(!sql_db_load(e, p.id, dn, &d)) {
-      snprintf(code, 128, "ResourceNotFound");
-      snprintf(msg, 512, "The database '%s' does not exist on the primary.", dn);
-      rc = 1;
-      break;
-    }
-    int64_t pu;
-    int has_sec = sql_db_load(e, partner.id, dn, &s);
-    int linked = has_sec && sql_geo_is_secondary(e, s.uid, &pu) && pu == d.uid;
-    if(!linked) {
-      if(d.prot_uri[0]) {
-        snprintf(code, 128, "PerDatabaseCMKCopyOrReplicationAttemptedWithoutDatabaseLevelEncryptionProtector");
-        snprintf(msg, 512,
-                 "Database '%s' uses database-level CMK: failover groups do not seed its secondary. Create the "
-                 "same-name secondary on the partner with its identity, keys and protector first, then add it.",
-                 dn);
-        rc = 1;
-      } else if(has_sec) {
-        snprintf(code, 128, "FailoverGroupDatabaseAlreadyExistsOnPartner");
-        snprintf(msg, 512, "A database '%s' that is not its geo-secondary already exists on the partner.", dn);
-        rc = 1;
-      } else {
-        char sid[SQL_RID_MAX + 200];
-        sql_db_id(&d, sid, sizeof sid);
-        json_t *cb = json_pack("{s:s,s:{s:s,s:s,s:s}}", "location", partner.region, "properties", "createMode",
-                               "Secondary", "sourceDatabaseId", sid, "secondaryType", "Geo");
-        sql_db nd;
-        rc = sql_db_create(e, cb, &partner, dn, "2023-08-01", op->done_ms, &nd, code, msg);
-        json_decref(cb);
-        if(!rc)
-          sql_db_free(&nd);
-      }
-    }
-    if(has_sec)
-      sql_db_free(&s);
-    sql_db_free(&d);
-    if(rc)
+    if((rc = fog_join(e, &p, &partner, json_string_value(v), op->done_ms, &o)))
       break;
   }
-  if(!rc) {
-    char *b = json_dumps(body, JSON_COMPACT);
-    sqlite3_stmt *st = emu_sql(e, "INSERT OR REPLACE INTO sql_fogs(kind, name, primary_id, secondary_id, location, body,"
-                                  " created_ms) VALUES('server',?,?,?,?,?,?)");
-    if(st && b) {
-      sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-      sqlite3_bind_text(st, 2, p.id, -1, SQLITE_STATIC);
-      sqlite3_bind_text(st, 3, partner.id, -1, SQLITE_STATIC);
-      sqlite3_bind_text(st, 4, p.region, -1, SQLITE_STATIC);
-      sqlite3_bind_text(st, 5, b, -1, SQLITE_STATIC);
-      sqlite3_bind_int64(st, 6, op->done_ms);
-      sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
-    free(b);
+  if(rc) {
+    sql_out_lro(&o, code, msg);
+  } else {
+    fog_store(e, "server", name, p.id, partner.id, p.region, body, op->done_ms);
     fog_row f;
     if(fog_load(e, "server", p.id, name, &f)) {
       *result = fog_json(e, &f, p.id);
@@ -598,23 +607,16 @@ static int lro_fog_put(emu *e, const emu_lro *op, const json_t *in, char code[12
   }
   sql_parent_free(&p);
   sql_parent_free(&partner);
-  return rc;
+  return rc ? 1 : 0;
 }
 
 void sql_h_fog_delete(emu_call *c) {
   sql_parent p;
-  if(!sql_begin(c, 0, "Microsoft.Sql/servers/failoverGroups/delete", &p))
-    return;
   fog_row f;
-  char rid[SQL_RID_MAX];
-  sql_req_rid(c, rid, sizeof rid);
-  if(!fog_load(c->e, "server", p.id, emu_var(c, "fog"), &f)) {
-    emu_reply_empty(c, 204);
-  } else {
-    sql_lro(c, "DropFailoverGroup", "failoverGroup", p.region, rid,
-            json_pack("{s:s,s:s,s:s}", "kind", "server", "primary", f.primary_id, "name", f.name));
-    json_decref(f.body);
-  }
+  if(!fog_begin(c, "Microsoft.Sql/servers/failoverGroups/delete", 1, &p, &f))
+    return;
+  sql_lro(c, "DropFailoverGroup", "failoverGroup", p.region, fog_ref("server", &f));
+  json_decref(f.body);
   sql_parent_free(&p);
 }
 
@@ -633,22 +635,14 @@ static int lro_fog_delete(emu *e, const emu_lro *op, const json_t *in, char code
 
 void sql_h_fog_failover(emu_call *c) {
   sql_parent p;
-  if(!sql_begin(c, 0, "Microsoft.Sql/servers/failoverGroups/failover/action", &p))
-    return;
   fog_row f;
-  char rid[SQL_RID_MAX];
-  sql_req_rid(c, rid, sizeof rid);
-  if(!fog_load(c->e, "server", p.id, emu_var(c, "fog"), &f)) {
-    emu_arm_error(c, 404, "ResourceNotFound", "The failover group '%.128s' was not found.", emu_var(c, "fog"));
-  } else {
-    if(!strcasecmp(f.primary_id, p.id))
-      emu_arm_error(c, 400, "FailoverGroupFailoverOnPrimary",
-                    "Failover must be requested on the secondary server of the group.");
-    else
-      sql_lro(c, "FailoverFailoverGroup", "failoverGroup", p.region, rid,
-              json_pack("{s:s,s:s,s:s}", "kind", "server", "primary", f.primary_id, "name", f.name));
-    json_decref(f.body);
-  }
+  if(!fog_begin(c, "Microsoft.Sql/servers/failoverGroups/failover/action", 0, &p, &f))
+    return;
+  if(!strcasecmp(f.primary_id, p.id))
+    emu_arm_error(c, 400, "FailoverGroupFailoverOnPrimary", "Failover must be requested on the secondary server of the group.");
+  else
+    sql_lro(c, "FailoverFailoverGroup", "failoverGroup", p.region, fog_ref("server", &f));
+  json_decref(f.body);
   sql_parent_free(&p);
 }
 
@@ -731,16 +725,9 @@ static json_t *ifog_json(emu *e, emu_call *c, const fog_row *f) {
   return j;
 }
 
-static int ifog_begin(emu_call *c, const char *action) {
-  if(emu_arm_check_scope(c, emu_var(c, "sub"), emu_var(c, "rg")))
-    return 0;
-  char rid[SQL_RID_MAX];
-  sql_req_rid(c, rid, sizeof rid);
-  return !emu_arm_authorize(c, rid, action);
-}
 
 void sql_h_ifog_list(emu_call *c) {
-  if(!ifog_begin(c, "Microsoft.Sql/locations/instanceFailoverGroups/read"))
+  if(!sql_authorize(c, "Microsoft.Sql/locations/instanceFailoverGroups/read"))
     return;
   json_t *arr = json_array();
   sqlite3_stmt *st = emu_sql(c->e, "SELECT name FROM sql_fogs WHERE kind='instance' AND location=?");
@@ -758,20 +745,30 @@ void sql_h_ifog_list(emu_call *c) {
   emu_reply_json(c, 200, json_pack("{s:o}", "value", arr));
 }
 
-void sql_h_ifog_get(emu_call *c) {
-  if(!ifog_begin(c, "Microsoft.Sql/locations/instanceFailoverGroups/read"))
-    return;
-  fog_row f;
-  if(!ifog_load_by_name(c->e, emu_var(c, "sub"), emu_var(c, "rg"), emu_var(c, "fog"), &f)) {
+/* Authorizes action, then loads the route's instance failover group {fog};
+ * a missing one is answered 404, or 204 for a delete (already gone). */
+static int ifog_begin(emu_call *c, const char *action, int is_delete, fog_row *f) {
+  if(!sql_authorize(c, action))
+    return 0;
+  if(ifog_load_by_name(c->e, emu_var(c, "sub"), emu_var(c, "rg"), emu_var(c, "fog"), f))
+    return 1;
+  if(is_delete)
+    emu_reply_empty(c, 204);
+  else
     emu_arm_error(c, 404, "ResourceNotFound", "The instance failover group '%.128s' was not found.", emu_var(c, "fog"));
+  return 0;
+}
+
+void sql_h_ifog_get(emu_call *c) {
+  fog_row f;
+  if(!ifog_begin(c, "Microsoft.Sql/locations/instanceFailoverGroups/read", 0, &f))
     return;
-  }
   emu_reply_json(c, 200, ifog_json(c->e, c, &f));
   json_decref(f.body);
 }
 
 void sql_h_ifog_put(emu_call *c) {
-  if(!ifog_begin(c, "Microsoft.Sql/locations/instanceFailoverGroups/write"))
+  if(!sql_authorize(c, "Microsoft.Sql/locations/instanceFailoverGroups/write"))
     return;
   json_t *req;
   if(emu_body_json(c, 0, &req))
@@ -782,8 +779,6 @@ void sql_h_ifog_put(emu_call *c) {
   sql_parent pa, pb;
   int ha = a && sql_parent_load_id(c->e, a, &pa), hb = b && sql_parent_load_id(c->e, b, &pb);
   const json_t *rw = json_object_get(props, "readWriteEndpoint");
-  char rid[SQL_RID_MAX];
-  sql_req_rid(c, rid, sizeof rid);
   if(!ha || !hb || !pa.is_mi || !pb.is_mi) {
     emu_arm_error(c, 400, "InvalidParameterValue",
                   "managedInstancePairs[0] must name two existing managed instances (primary and partner).");
@@ -803,7 +798,7 @@ void sql_h_ifog_put(emu_call *c) {
                              json_object_get(props, "readOnlyEndpoint")
                                  ? json_deep_copy(json_object_get(props, "readOnlyEndpoint"))
                                  : json_pack("{s:s}", "failoverPolicy", "Disabled"));
-    sql_lro(c, "UpsertInstanceFailoverGroup", "instanceFailoverGroup", emu_var(c, "loc"), rid,
+    sql_lro(c, "UpsertInstanceFailoverGroup", "instanceFailoverGroup", emu_var(c, "loc"),
             json_pack("{s:s,s:s,s:s,s:o,s:s}", "name", emu_var(c, "fog"), "primary", pa.id, "partner", pb.id, "body",
                       body, "location", emu_var(c, "loc")));
   }
@@ -816,50 +811,24 @@ void sql_h_ifog_put(emu_call *c) {
 
 static int lro_ifog_put(emu *e, const emu_lro *op, const json_t *in, char code[128], char msg[512], json_t **result) {
   (void)code, (void)msg, (void)result;
-  char *b = json_dumps(json_object_get(in, "body"), JSON_COMPACT);
-  sqlite3_stmt *st = emu_sql(e, "INSERT OR REPLACE INTO sql_fogs(kind, name, primary_id, secondary_id, location, body,"
-                                " created_ms) VALUES('instance',?,?,?,?,?,?)");
-  if(st && b) {
-    sqlite3_bind_text(st, 1, sq_json_str(in, "name"), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, sq_json_str(in, "primary"), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, sq_json_str(in, "partner"), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, sq_json_str(in, "location"), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, b, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 6, op->done_ms);
-    sqlite3_step(st);
-  }
-  sqlite3_finalize(st);
-  free(b);
+  fog_store(e, "instance", sq_json_str(in, "name"), sq_json_str(in, "primary"), sq_json_str(in, "partner"),
+            sq_json_str(in, "location"), json_object_get(in, "body"), op->done_ms);
   return 0;
 }
 
 void sql_h_ifog_delete(emu_call *c) {
-  if(!ifog_begin(c, "Microsoft.Sql/locations/instanceFailoverGroups/delete"))
-    return;
   fog_row f;
-  char rid[SQL_RID_MAX];
-  sql_req_rid(c, rid, sizeof rid);
-  if(!ifog_load_by_name(c->e, emu_var(c, "sub"), emu_var(c, "rg"), emu_var(c, "fog"), &f)) {
-    emu_reply_empty(c, 204);
+  if(!ifog_begin(c, "Microsoft.Sql/locations/instanceFailoverGroups/delete", 1, &f))
     return;
-  }
-  sql_lro(c, "DropInstanceFailoverGroup", "instanceFailoverGroup", emu_var(c, "loc"), rid,
-          json_pack("{s:s,s:s,s:s}", "kind", "instance", "primary", f.primary_id, "name", f.name));
+  sql_lro(c, "DropInstanceFailoverGroup", "instanceFailoverGroup", emu_var(c, "loc"), fog_ref("instance", &f));
   json_decref(f.body);
 }
 
 void sql_h_ifog_failover(emu_call *c) {
-  if(!ifog_begin(c, "Microsoft.Sql/locations/instanceFailoverGroups/failover/action"))
-    return;
   fog_row f;
-  char rid[SQL_RID_MAX];
-  sql_req_rid(c, rid, sizeof rid);
-  if(!ifog_load_by_name(c->e, emu_var(c, "sub"), emu_var(c, "rg"), emu_var(c, "fog"), &f)) {
-    emu_arm_error(c, 404, "ResourceNotFound", "The instance failover group '%.128s' was not found.", emu_var(c, "fog"));
+  if(!ifog_begin(c, "Microsoft.Sql/locations/instanceFailoverGroups/failover/action", 0, &f))
     return;
-  }
-  sql_lro(c, "FailoverInstanceFailoverGroup", "instanceFailoverGroup", emu_var(c, "loc"), rid,
-          json_pack("{s:s,s:s,s:s}", "kind", "instance", "primary", f.primary_id, "name", f.name));
+  sql_lro(c, "FailoverInstanceFailoverGroup", "instanceFailoverGroup", emu_var(c, "loc"), fog_ref("instance", &f));
   json_decref(f.body);
 }
 
@@ -951,15 +920,13 @@ void sql_h_dropped_list(emu_call *c) {
   if(st) {
     sqlite3_bind_text(st, 1, p.id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, c->now_ms - s.dropped_retention_ms);
-    while(sqlite3_step(st) == SQLITE_ROW) {
-      sql_db d;
-      if(sql_db_load_uid(c->e, sqlite3_column_int64(st, 0), &d)) {
-        json_array_append_new(arr, dropped_json(c->e, &p, &d, 0, -1));
-        sql_db_free(&d);
-      }
-    }
-    sqlite3_finalize(st);
   }
+  sql_db d;
+  while(sql_db_next(c->e, st, &d)) {
+    json_array_append_new(arr, dropped_json(c->e, &p, &d, 0, -1));
+    sql_db_free(&d);
+  }
+  sqlite3_finalize(st);
   emu_reply_json(c, 200, json_pack("{s:o}", "value", arr));
   sql_parent_free(&p);
 }
@@ -1000,34 +967,29 @@ void sql_h_recoverable_list(emu_call *c) {
   if(!sql_begin(c, 0, "Microsoft.Sql/servers/recoverableDatabases/read", &p))
     return;
   json_t *arr = json_array();
-  sqlite3_stmt *st = emu_sql(c->e, "SELECT uid FROM sql_dbs WHERE parent_id=? AND deleted_ms=0 ORDER BY uid");
-  if(st) {
-    sqlite3_bind_text(st, 1, p.id, -1, SQLITE_STATIC);
-    while(sqlite3_step(st) == SQLITE_ROW) {
-      sql_db d;
-      if(sql_db_load_uid(c->e, sqlite3_column_int64(st, 0), &d)) {
-        json_array_append_new(arr, recoverable_json(c->e, &p, &d, 0));
-        sql_db_free(&d);
-      }
-    }
-    sqlite3_finalize(st);
+  sqlite3_stmt *st = sql_db_cursor(c->e, p.id);
+  sql_db d;
+  while(sql_db_next(c->e, st, &d)) {
+    json_array_append_new(arr, recoverable_json(c->e, &p, &d, 0));
+    sql_db_free(&d);
   }
+  sqlite3_finalize(st);
   emu_reply_json(c, 200, json_pack("{s:o}", "value", arr));
   sql_parent_free(&p);
 }
 
+static void recoverable_not_found(emu_call *c, const char *name) {
+  emu_arm_error(c, 404, "ResourceNotFound", "The recoverable database '%.128s' was not found.", name);
+}
+
 void sql_h_recoverable_get(emu_call *c) {
   sql_parent p;
-  if(!sql_begin(c, 0, "Microsoft.Sql/servers/recoverableDatabases/read", &p))
-    return;
   sql_db d;
-  if(!sql_db_load(c->e, p.id, emu_var(c, "db"), &d)) {
-    emu_arm_error(c, 404, "ResourceNotFound", "The recoverable database '%.128s' was not found.", emu_var(c, "db"));
-  } else {
-    int64_t at;
-    emu_reply_json(c, 200, recoverable_json(c->e, &p, &d, backup_expand(c, &at)));
-    sql_db_free(&d);
-  }
+  if(!sql_begin_db(c, "Microsoft.Sql/servers/recoverableDatabases/read", recoverable_not_found, &p, &d))
+    return;
+  int64_t at;
+  emu_reply_json(c, 200, recoverable_json(c->e, &p, &d, backup_expand(c, &at)));
+  sql_db_free(&d);
   sql_parent_free(&p);
 }
 
@@ -1107,16 +1069,9 @@ static sqlite3_stmt *ltr_query(emu_call *c, const char *name) {
   return st;
 }
 
-static int ltr_begin(emu_call *c, const char *action) {
-  if(emu_arm_check_scope(c, emu_var(c, "sub"), emu_var(c, "rg")))
-    return 0;
-  char rid[SQL_RID_MAX];
-  sql_req_rid(c, rid, sizeof rid);
-  return !emu_arm_authorize(c, rid, action);
-}
 
 void sql_h_ltr_list(emu_call *c) {
-  if(!ltr_begin(c, "Microsoft.Sql/locations/longTermRetentionBackups/read"))
+  if(!sql_authorize(c, "Microsoft.Sql/locations/longTermRetentionBackups/read"))
     return;
   json_t *arr = json_array();
   sqlite3_stmt *st = ltr_query(c, NULL);
@@ -1129,7 +1084,7 @@ void sql_h_ltr_list(emu_call *c) {
 }
 
 void sql_h_ltr_get(emu_call *c) {
-  if(!ltr_begin(c, "Microsoft.Sql/locations/longTermRetentionServers/longTermRetentionDatabases/longTermRetentionBackups/read"))
+  if(!sql_authorize(c, "Microsoft.Sql/locations/longTermRetentionServers/longTermRetentionDatabases/longTermRetentionBackups/read"))
     return;
   sqlite3_stmt *st = ltr_query(c, emu_var(c, "backup"));
   if(st && sqlite3_step(st) == SQLITE_ROW)
@@ -1141,17 +1096,15 @@ void sql_h_ltr_get(emu_call *c) {
 }
 
 void sql_h_ltr_delete(emu_call *c) {
-  if(!ltr_begin(c, "Microsoft.Sql/locations/longTermRetentionServers/longTermRetentionDatabases/longTermRetentionBackups/delete"))
+  if(!sql_authorize(c, "Microsoft.Sql/locations/longTermRetentionServers/longTermRetentionDatabases/longTermRetentionBackups/delete"))
     return;
   sqlite3_stmt *st = ltr_query(c, emu_var(c, "backup"));
   int found = st && sqlite3_step(st) == SQLITE_ROW;
   sqlite3_finalize(st);
-  char rid[SQL_RID_MAX];
-  sql_req_rid(c, rid, sizeof rid);
   if(!found)
     emu_reply_empty(c, 204);
   else
-    sql_lro(c, "DeleteLongTermRetentionBackup", "longTermRetentionBackup", emu_var(c, "loc"), rid,
+    sql_lro(c, "DeleteLongTermRetentionBackup", "longTermRetentionBackup", emu_var(c, "loc"),
             json_pack("{s:s}", "name", emu_var(c, "backup")));
 }
 

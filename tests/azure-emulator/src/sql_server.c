@@ -6,7 +6,6 @@
  * revalidation. Servers and instances share this code; the route's {mi} or
  * {server} capture tells which. */
 #include <ctype.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,13 +33,84 @@ static sqlkv_ctx ctx_for(const sql_parent *p, int is_umi) {
   return p->is_mi ? SQLKV_CTX_MI : is_umi ? SQLKV_CTX_SERVER_UMI : SQLKV_CTX_SERVER;
 }
 
+static int check_ep_name(emu_call *c) {
+  const char *ep = emu_var(c, "ep");
+  if(ep && strcasecmp(ep, "current")) {
+    emu_arm_error(c, 400, "InvalidEncryptionProtectorName", "The encryption protector name must be 'current'.");
+    return -1;
+  }
+  return 0;
+}
+
+/* Common start of the handlers: the protector name where the route has {ep},
+ * then the route's server or instance, authorized for its type + suffix
+ * ("/keys/read"). 1 with p loaded, else 0 with the error written. */
+static int srv_begin(emu_call *c, const char *suffix, sql_parent *p) {
+  char a[128];
+  action(a, sizeof a, is_mi(c), suffix);
+  return !check_ep_name(c) && sql_begin(c, is_mi(c), a, p);
+}
+
+/* srv_begin, then the JSON body; on failure nothing is held. */
+static int srv_begin_body(emu_call *c, const char *suffix, sql_parent *p, json_t **body) {
+  if(!srv_begin(c, suffix, p))
+    return 0;
+  if(emu_body_json(c, 0, body)) {
+    sql_parent_free(p);
+    return 0;
+  }
+  return 1;
+}
+
+/* A long-running operation of servers and instances: its name and status URL
+ * family, [0] for a server, [1] for a managed instance. */
+typedef struct srv_op {
+  const char *name[2];
+  const char *family[2];
+} srv_op;
+
+static const srv_op OP_UPSERT = {{"UpsertLogicalServer", "UpsertManagedServer"}, {"server", "managedInstance"}};
+static const srv_op OP_KEY_PUT = {{"UpsertServerKey", "UpsertManagedServerKey"}, {"serverKey", "managedInstanceKey"}};
+static const srv_op OP_KEY_DROP = {{"DropServerKey", "DropManagedServerKey"}, {"serverKey", "managedInstanceKey"}};
+static const srv_op OP_PROT_PUT = {{"UpsertEncryptionProtector", "UpsertManagedServerEncryptionProtector"},
+                                   {"encryptionProtector", "managedInstanceEncryptionProtector"}};
+static const srv_op OP_PROT_REVALIDATE = {
+    {"RevalidateEncryptionProtector", "RevalidateManagedServerEncryptionProtector"},
+    {"encryptionProtectorRevalidate", "managedInstanceEncryptionProtectorRevalidate"}};
+
+static void srv_lro(emu_call *c, const sql_parent *p, const srv_op *op, json_t *input) {
+  sql_lro(c, op->name[p->is_mi], op->family[p->is_mi], p->region, input);
+}
+
+/* The parent an LRO acts on (input "parent"); fails the LRO when it is gone. */
+static int lro_parent(emu *e, const json_t *in, sql_parent *p, char code[128], char msg[512]) {
+  if(sql_parent_load_id(e, sq_json_str(in, "parent"), p))
+    return 1;
+  snprintf(code, 128, "ResourceNotFound");
+  snprintf(msg, 512, "The server no longer exists.");
+  return 0;
+}
+
+/* Resolves uri as the parent's identity with every permission SQL needs and
+ * the vault's recovery settings (the planners' check of a new key); noid is
+ * the message when the parent has no identity. */
+static int parent_key_access(emu *e, const sql_parent *p, const char *uri, const char *noid, sqlkv_key *k,
+                             sql_outcome *o) {
+  char oid[EMU_ID_MAX];
+  int is_umi;
+  if(sql_parent_oid(e, p, oid, &is_umi))
+    return sql_outf(o, 400, "AzureKeyVaultNoServerIdentity", "%s", noid);
+  sqlkv_fail f;
+  if(sqlkv_access(e, uri, oid, SQLKV_ALL, 1, k, &f))
+    return sql_out_kv(o, &f, ctx_for(p, is_umi), uri);
+  return 0;
+}
+
 /* ---- GET / list / PATCH ---- */
 
 void sql_h_server_get(emu_call *c) {
   sql_parent p;
-  char a[128];
-  action(a, sizeof a, is_mi(c), "/read");
-  if(!sql_begin(c, is_mi(c), a, &p))
+  if(!srv_begin(c, "/read", &p))
     return;
   emu_reply_json(c, 200, sql_parent_json(c->e, &p));
   sql_parent_free(&p);
@@ -48,13 +118,10 @@ void sql_h_server_get(emu_call *c) {
 
 void sql_h_server_list(emu_call *c) {
   const char *sub = emu_var(c, "sub"), *rg = emu_var(c, "rg");
-  if(emu_arm_check_scope(c, sub, rg))
-    return;
   int mi = strstr(c->req->path, "/managedInstances") != NULL;
-  char rid[SQL_RID_MAX], a[128];
-  sql_req_rid(c, rid, sizeof rid);
+  char a[128];
   action(a, sizeof a, mi, "/read");
-  if(emu_arm_authorize(c, rid, a))
+  if(!sql_authorize(c, a))
     return;
   sql_parent_adopt_all(c->e);
   json_t *arr = json_array();
@@ -75,26 +142,10 @@ void sql_h_server_list(emu_call *c) {
   emu_reply_json(c, 200, json_pack("{s:o}", "value", arr));
 }
 
-typedef struct srv_outcome {
-  int status;
-  char code[128], msg[512];
-} srv_outcome;
-
-static int so(srv_outcome *o, int status, const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int so(srv_outcome *o, int status, const char *code, const char *fmt, ...) {
-  o->status = status;
-  snprintf(o->code, sizeof o->code, "%s", code);
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(o->msg, sizeof o->msg, fmt, ap);
-  va_end(ap);
-  return status;
-}
-
-static int remote_material_check(emu *e, const sql_parent *p, const char *thumb, srv_outcome *o);
+static int remote_material_check(emu *e, const sql_parent *p, const char *thumb, sql_outcome *o);
 
 /* Applies a PATCH body to p in memory (validating); the caller saves. */
-static int server_patch_plan(emu *e, sql_parent *p, const json_t *body, srv_outcome *o, sqlkv_key *newkey) {
+static int server_patch_plan(emu *e, sql_parent *p, const json_t *body, sql_outcome *o, sqlkv_key *newkey) {
   memset(o, 0, sizeof *o);
   const json_t *ident = json_object_get(body, "identity");
   const json_t *props = json_object_get(body, "properties");
@@ -113,7 +164,7 @@ static int server_patch_plan(emu *e, sql_parent *p, const json_t *body, srv_outc
       emu_identity id;
       if(!emu_identity_by_resource_id(e, k, &id)) {
         json_decref(umis);
-        return so(o, 400, "InvalidIdentityId", "The user-assigned identity '%.300s' does not exist.", k);
+        return sql_outf(o, 400, "InvalidIdentityId", "The user-assigned identity '%.300s' does not exist.", k);
       }
       json_object_set_new(umis, k, json_object());
     }
@@ -148,34 +199,22 @@ static int server_patch_plan(emu *e, sql_parent *p, const json_t *body, srv_outc
     json_object_foreach(json_object_get(p->identity, "userAssignedIdentities"), k, v) if(!strcasecmp(k, p->primary_umi))
         found = 1;
     if(!found)
-      return so(o, 400, "InvalidIdentityId",
+      return sql_outf(o, 400, "InvalidIdentityId",
                 "primaryUserAssignedIdentityId '%.300s' must be one of the server's user-assigned identities.",
                 p->primary_umi);
   }
   const json_t *fv = json_object_get(props, "federatedClientId");
-  if(fv) {
-    if(json_is_null(fv) || (json_is_string(fv) && !*json_string_value(fv)))
-      p->fed_client_id[0] = '\0';
-    else if(!json_is_string(fv) || !emu_is_guid(json_string_value(fv)))
-      return so(o, 400, "InvalidParameterValue", "federatedClientId must be a GUID.");
-    else
-      snprintf(p->fed_client_id, sizeof p->fed_client_id, "%s", json_string_value(fv));
-  }
+  if(fv && sql_fed_client_id(fv, p->fed_client_id, o))
+    return o->status;
   if(p->fed_client_id[0] && !p->primary_umi[0])
-    return so(o, 400, "BlockSystemAssignedIdentityForCrossTenantCMK",
+    return sql_outf(o, 400, "BlockSystemAssignedIdentityForCrossTenantCMK",
               "Cross-tenant customer-managed keys need a user-assigned identity as the server's primary identity.");
   const char *key_id = sq_json_str(props, "keyId");
   if(key_id && *key_id) {
-    char oid[EMU_ID_MAX];
-    int is_umi;
-    if(sql_parent_oid(e, p, oid, &is_umi))
-      return so(o, 400, "AzureKeyVaultNoServerIdentity",
-                "The server has no identity that could reach '%.300s'; assign one first.", key_id);
-    sqlkv_fail f;
-    if(sqlkv_access(e, key_id, oid, SQLKV_ALL, 1, newkey, &f)) {
-      o->status = sqlkv_error(&f, ctx_for(p, is_umi), key_id, o->code, o->msg);
+    char noid[512];
+    snprintf(noid, sizeof noid, "The server has no identity that could reach '%.300s'; assign one first.", key_id);
+    if(parent_key_access(e, p, key_id, noid, newkey, o))
       return o->status;
-    }
     if(remote_material_check(e, p, newkey->thumb, o)) {
       sqlkv_key_free(newkey);
       return o->status;
@@ -186,73 +225,38 @@ static int server_patch_plan(emu *e, sql_parent *p, const json_t *body, srv_outc
 }
 
 void sql_h_server_patch(emu_call *c) {
-  int mi = is_mi(c);
   sql_parent p;
-  char a[128];
-  action(a, sizeof a, mi, "/write");
-  if(!sql_begin(c, mi, a, &p))
-    return;
   json_t *body;
-  if(emu_body_json(c, 0, &body)) {
-    sql_parent_free(&p);
+  if(!srv_begin_body(c, "/write", &p, &body))
     return;
-  }
-  char rid[SQL_RID_MAX];
-  sql_req_rid(c, rid, sizeof rid);
-  srv_outcome o;
+  sql_outcome o;
   sqlkv_key k;
   memset(&k, 0, sizeof k);
   if(server_patch_plan(c->e, &p, body, &o, &k))
-    emu_arm_error(c, o.status, o.code, "%s", o.msg);
+    sql_reply_outcome(c, &o);
   else
-    sql_lro(c, mi ? "UpsertManagedServer" : "UpsertLogicalServer", mi ? "managedInstance" : "server", p.region, rid,
-            json_pack("{s:s,s:O}", "parent", p.id, "body", body));
+    srv_lro(c, &p, &OP_UPSERT, json_pack("{s:s,s:O}", "parent", p.id, "body", body));
   sqlkv_key_free(&k);
   json_decref(body);
   sql_parent_free(&p);
 }
 
-static void register_key_as_protector(emu *e, sql_parent *p, const sqlkv_key *k, const char *given_uri, int64_t now) {
-  char name[256];
-  sql_pkey_name(&k->ref, name, sizeof name);
-  sqlite3_stmt *st = emu_sql(e, "INSERT OR IGNORE INTO sql_parent_keys(parent_id, name, uri, thumb, created_ms)"
-                                " VALUES(?,?,?,?,?)");
-  if(st) {
-    sqlite3_bind_text(st, 1, p->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, given_uri, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, k->thumb, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, now);
-    sqlite3_step(st);
-    sqlite3_finalize(st);
-  }
-  snprintf(p->prot_type, sizeof p->prot_type, "AzureKeyVault");
-  snprintf(p->prot_key_name, sizeof p->prot_key_name, "%s", name);
-  sqlkv_uri(e, &k->ref, p->prot_uri, sizeof p->prot_uri);
-  snprintf(p->prot_thumb, sizeof p->prot_thumb, "%s", k->thumb);
-  p->active_uri[0] = '\0';
-}
-
 static int lro_server_patch(emu *e, const emu_lro *op, const json_t *in, char code[128], char msg[512],
                             json_t **result) {
   sql_parent p;
-  if(!sql_parent_load_id(e, sq_json_str(in, "parent"), &p)) {
-    snprintf(code, 128, "ResourceNotFound");
-    snprintf(msg, 512, "The server no longer exists.");
+  if(!lro_parent(e, in, &p, code, msg))
     return 1;
-  }
-  srv_outcome o;
+  sql_outcome o;
   sqlkv_key k;
   memset(&k, 0, sizeof k);
   const json_t *body = json_object_get(in, "body");
   int rc = server_patch_plan(e, &p, body, &o, &k);
   if(rc) {
-    snprintf(code, 128, "%s", o.code);
-    snprintf(msg, 512, "%s", o.msg);
+    sql_out_lro(&o, code, msg);
   } else {
     const char *key_id = sq_json_str(body, "properties.keyId");
     if(key_id && *key_id && k.pkey)
-      register_key_as_protector(e, &p, &k, key_id, op->done_ms);
+      sql_parent_use_key(e, &p, &k, key_id, op->done_ms);
     sql_parent_save(e, &p);
     if(key_id && *key_id)
       sql_parent_rewrap_dbs(e, &p, op->done_ms);
@@ -296,11 +300,8 @@ static json_t *smk_key_json(const sql_parent *p) {
 }
 
 void sql_h_key_list(emu_call *c) {
-  int mi = is_mi(c);
   sql_parent p;
-  char a[128];
-  action(a, sizeof a, mi, "/keys/read");
-  if(!sql_begin(c, mi, a, &p))
+  if(!srv_begin(c, "/keys/read", &p))
     return;
   json_t *arr = json_array();
   json_array_append_new(arr, smk_key_json(&p));
@@ -319,11 +320,8 @@ void sql_h_key_list(emu_call *c) {
 }
 
 void sql_h_key_get(emu_call *c) {
-  int mi = is_mi(c);
   sql_parent p;
-  char a[128];
-  action(a, sizeof a, mi, "/keys/read");
-  if(!sql_begin(c, mi, a, &p))
+  if(!srv_begin(c, "/keys/read", &p))
     return;
   const char *name = emu_var(c, "key");
   sql_pkey k;
@@ -337,37 +335,31 @@ void sql_h_key_get(emu_call *c) {
 }
 
 /* Validates a key registration; fills the resolved key. */
-static int key_plan(emu *e, const sql_parent *p, const char *name, const json_t *body, sqlkv_key *k, srv_outcome *o) {
+static int key_plan(emu *e, const sql_parent *p, const char *name, const json_t *body, sqlkv_key *k, sql_outcome *o) {
   memset(o, 0, sizeof *o);
   memset(k, 0, sizeof *k);
   const char *type = sq_json_str(body, "properties.serverKeyType");
   const char *uri = sq_json_str(body, "properties.uri");
   if(type && !strcasecmp(type, "ServiceManaged"))
-    return so(o, 400, "InvalidUpsertKeyType", "Service-managed keys cannot be created; they always exist.");
+    return sql_outf(o, 400, "InvalidUpsertKeyType", "Service-managed keys cannot be created; they always exist.");
   if(!type || strcasecmp(type, "AzureKeyVault"))
-    return so(o, 400, "InvalidKeyType", "serverKeyType must be 'AzureKeyVault'.");
+    return sql_outf(o, 400, "InvalidKeyType", "serverKeyType must be 'AzureKeyVault'.");
   if(!uri || !*uri)
-    return so(o, 400, "InvalidKeyUpsertRequest", "properties.uri (the Key Vault key identifier) is required.");
+    return sql_outf(o, 400, "InvalidKeyUpsertRequest", "properties.uri (the Key Vault key identifier) is required.");
   sqlkv_ref r;
   if(!sqlkv_parse_uri(uri, &r))
-    return so(o, 400, "AzureKeyVaultInvalidUri", "'%.300s' is not a Key Vault key URI.", uri);
+    return sql_outf(o, 400, "AzureKeyVaultInvalidUri", "'%.300s' is not a Key Vault key URI.", uri);
   char expect[256];
   sql_pkey_name(&r, expect, sizeof expect);
   if(strcasecmp(expect, name))
-    return so(o, 400, "InvalidKeyName", "The key name '%.200s' does not match its URI; it must be '%s'.", name, expect);
+    return sql_outf(o, 400, "InvalidKeyName", "The key name '%.200s' does not match its URI; it must be '%s'.", name, expect);
   if(p->is_mi && !r.version[0])
-    return so(o, 400, "AzureKeyVaultInvalidUri", "Managed instances need a versioned key URI.");
-  char oid[EMU_ID_MAX];
-  int is_umi;
-  if(sql_parent_oid(e, p, oid, &is_umi))
-    return so(o, 400, "AzureKeyVaultNoServerIdentity",
-              "The %s '%s' has no identity; assign a managed identity before adding Key Vault keys.",
-              p->is_mi ? "instance" : "server", p->name);
-  sqlkv_fail f;
-  if(sqlkv_access(e, uri, oid, SQLKV_ALL, 1, k, &f)) {
-    o->status = sqlkv_error(&f, ctx_for(p, is_umi), uri, o->code, o->msg);
+    return sql_outf(o, 400, "AzureKeyVaultInvalidUri", "Managed instances need a versioned key URI.");
+  char noid[512];
+  snprintf(noid, sizeof noid, "The %s '%s' has no identity; assign a managed identity before adding Key Vault keys.",
+           p->is_mi ? "instance" : "server", p->name);
+  if(parent_key_access(e, p, uri, noid, k, o))
     return o->status;
-  }
   sqlite3_stmt *st = emu_sql(e, "SELECT name FROM sql_parent_keys WHERE parent_id=? AND uri=? COLLATE NOCASE AND name!=?");
   int dup = 0;
   if(st) {
@@ -379,33 +371,23 @@ static int key_plan(emu *e, const sql_parent *p, const char *name, const json_t 
   }
   if(dup) {
     sqlkv_key_free(k);
-    return so(o, 409, "ServerKeyUriAlreadyExists", "The key URI '%.300s' is already registered on '%s'.", uri, p->name);
+    return sql_outf(o, 409, "ServerKeyUriAlreadyExists", "The key URI '%.300s' is already registered on '%s'.", uri, p->name);
   }
   return 0;
 }
 
 void sql_h_key_put(emu_call *c) {
-  int mi = is_mi(c);
   sql_parent p;
-  char a[128];
-  action(a, sizeof a, mi, "/keys/write");
-  if(!sql_begin(c, mi, a, &p))
-    return;
   json_t *body;
-  if(emu_body_json(c, 0, &body)) {
-    sql_parent_free(&p);
+  if(!srv_begin_body(c, "/keys/write", &p, &body))
     return;
-  }
   const char *name = emu_var(c, "key");
-  char rid[SQL_RID_MAX];
-  sql_req_rid(c, rid, sizeof rid);
   sqlkv_key k;
-  srv_outcome o;
+  sql_outcome o;
   if(key_plan(c->e, &p, name, body, &k, &o))
-    emu_arm_error(c, o.status, o.code, "%s", o.msg);
+    sql_reply_outcome(c, &o);
   else
-    sql_lro(c, mi ? "UpsertManagedServerKey" : "UpsertServerKey", mi ? "managedInstanceKey" : "serverKey", p.region,
-            rid, json_pack("{s:s,s:s,s:O}", "parent", p.id, "name", name, "body", body));
+    srv_lro(c, &p, &OP_KEY_PUT, json_pack("{s:s,s:s,s:O}", "parent", p.id, "name", name, "body", body));
   sqlkv_key_free(&k);
   json_decref(body);
   sql_parent_free(&p);
@@ -413,30 +395,16 @@ void sql_h_key_put(emu_call *c) {
 
 static int lro_key_put(emu *e, const emu_lro *op, const json_t *in, char code[128], char msg[512], json_t **result) {
   sql_parent p;
-  if(!sql_parent_load_id(e, sq_json_str(in, "parent"), &p)) {
-    snprintf(code, 128, "ResourceNotFound");
-    snprintf(msg, 512, "The server no longer exists.");
+  if(!lro_parent(e, in, &p, code, msg))
     return 1;
-  }
   const char *name = sq_json_str(in, "name");
   sqlkv_key k;
-  srv_outcome o;
+  sql_outcome o;
   int rc = key_plan(e, &p, name ? name : "", json_object_get(in, "body"), &k, &o);
   if(rc) {
-    snprintf(code, 128, "%s", o.code);
-    snprintf(msg, 512, "%s", o.msg);
+    sql_out_lro(&o, code, msg);
   } else {
-    sqlite3_stmt *st = emu_sql(e, "INSERT OR REPLACE INTO sql_parent_keys(parent_id, name, uri, thumb, created_ms)"
-                                  " VALUES(?,?,?,?,?)");
-    if(st) {
-      sqlite3_bind_text(st, 1, p.id, -1, SQLITE_STATIC);
-      sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-      sqlite3_bind_text(st, 3, sq_json_str(in, "body.properties.uri"), -1, SQLITE_STATIC);
-      sqlite3_bind_text(st, 4, k.thumb, -1, SQLITE_STATIC);
-      sqlite3_bind_int64(st, 5, op->done_ms);
-      sqlite3_step(st);
-      sqlite3_finalize(st);
-    }
+    sql_pkey_put(e, p.id, name, sq_json_str(in, "body.properties.uri"), k.thumb, op->done_ms, 1);
     sql_pkey pk;
     if(sql_pkey_get(e, p.id, name, &pk))
       *result = key_json(e, &p, &pk);
@@ -447,15 +415,10 @@ static int lro_key_put(emu *e, const emu_lro *op, const json_t *in, char code[12
 }
 
 void sql_h_key_delete(emu_call *c) {
-  int mi = is_mi(c);
   sql_parent p;
-  char a[128];
-  action(a, sizeof a, mi, "/keys/delete");
-  if(!sql_begin(c, mi, a, &p))
+  if(!srv_begin(c, "/keys/delete", &p))
     return;
   const char *name = emu_var(c, "key");
-  char rid[SQL_RID_MAX];
-  sql_req_rid(c, rid, sizeof rid);
   sql_pkey k;
   if(!sql_pkey_get(c->e, p.id, name, &k)) {
     emu_reply_empty(c, 204);
@@ -464,8 +427,7 @@ void sql_h_key_delete(emu_call *c) {
     emu_arm_error(c, 409, "AzureKeyVaultKeyInUse",
                   "The key '%.300s' is the current encryption protector of '%s' and cannot be deleted.", name, p.name);
   } else {
-    sql_lro(c, mi ? "DropManagedServerKey" : "DropServerKey", mi ? "managedInstanceKey" : "serverKey", p.region, rid,
-            json_pack("{s:s,s:s}", "parent", p.id, "name", name));
+    srv_lro(c, &p, &OP_KEY_DROP, json_pack("{s:s,s:s}", "parent", p.id, "name", name));
   }
   sql_parent_free(&p);
 }
@@ -513,38 +475,23 @@ static json_t *prot_json(emu *e, const sql_parent *p) {
 }
 
 void sql_h_prot_list(emu_call *c) {
-  int mi = is_mi(c);
   sql_parent p;
-  char a[128];
-  action(a, sizeof a, mi, "/encryptionProtector/read");
-  if(!sql_begin(c, mi, a, &p))
+  if(!srv_begin(c, "/encryptionProtector/read", &p))
     return;
   emu_reply_json(c, 200, json_pack("{s:[o]}", "value", prot_json(c->e, &p)));
   sql_parent_free(&p);
 }
 
-static int check_ep_name(emu_call *c) {
-  const char *ep = emu_var(c, "ep");
-  if(ep && strcasecmp(ep, "current")) {
-    emu_arm_error(c, 400, "InvalidEncryptionProtectorName", "The encryption protector name must be 'current'.");
-    return -1;
-  }
-  return 0;
-}
-
 void sql_h_prot_get(emu_call *c) {
-  int mi = is_mi(c);
   sql_parent p;
-  char a[128];
-  action(a, sizeof a, mi, "/encryptionProtector/read");
-  if(check_ep_name(c) || !sql_begin(c, mi, a, &p))
+  if(!srv_begin(c, "/encryptionProtector/read", &p))
     return;
   emu_reply_json(c, 200, prot_json(c->e, &p));
   sql_parent_free(&p);
 }
 
 /* Every place the key material must already be before it protects p (azure-api.md §2.4, §2.5). */
-static int remote_material_check(emu *e, const sql_parent *p, const char *thumb, srv_outcome *o) {
+static int remote_material_check(emu *e, const sql_parent *p, const char *thumb, sql_outcome *o) {
   /* geo: partner servers of this server's replicated server-level databases */
   sqlite3_stmt *st = emu_sql(e, "SELECT DISTINCT s.parent_id FROM sql_links l JOIN sql_dbs pdb ON pdb.uid=l.primary_uid"
                                 " JOIN sql_dbs s ON s.uid=l.secondary_uid WHERE pdb.parent_id=? AND pdb.prot_uri=''"
@@ -564,7 +511,7 @@ static int remote_material_check(emu *e, const sql_parent *p, const char *thumb,
   }
   for(int i = 0; i < n; i++)
     if(strcasecmp(partners[i], p->id) && !sql_pkey_has_thumb(e, partners[i], thumb))
-      return so(o, 400, "SameKeyMaterialNotFoundOnRemoteServer",
+      return sql_outf(o, 400, "SameKeyMaterialNotFoundOnRemoteServer",
                 "The geo partner '%.300s' has no key with thumbprint %s. Add the key to the partner (secondary first) "
                 "before making it the protector here.",
                 partners[i], thumb);
@@ -601,7 +548,7 @@ static int remote_material_check(emu *e, const sql_parent *p, const char *thumb,
         sqlite3_finalize(st);
       }
       if(!has)
-        return so(o, 400, "SameKeyMaterialNotFoundOnRemoteServer",
+        return sql_outf(o, 400, "SameKeyMaterialNotFoundOnRemoteServer",
                   "The instance uses keys in vault '%s', which holds no key with thumbprint %s; register the same key "
                   "material from every vault before it becomes the protector.",
                   vaults[j], thumb);
@@ -610,43 +557,36 @@ static int remote_material_check(emu *e, const sql_parent *p, const char *thumb,
   return 0;
 }
 
-static int prot_plan(emu *e, const sql_parent *p, const json_t *body, sqlkv_key *k, srv_outcome *o) {
+static int prot_plan(emu *e, const sql_parent *p, const json_t *body, sqlkv_key *k, sql_outcome *o) {
   memset(o, 0, sizeof *o);
   memset(k, 0, sizeof *k);
   const char *type = sq_json_str(body, "properties.serverKeyType");
   const char *name = sq_json_str(body, "properties.serverKeyName");
   const json_t *ar = sq_json_path(body, "properties.autoRotationEnabled");
   if(ar && !json_is_boolean(ar))
-    return so(o, 400, "InvalidParameterValue", "autoRotationEnabled must be a boolean.");
+    return sql_outf(o, 400, "InvalidParameterValue", "autoRotationEnabled must be a boolean.");
   if(!type)
-    return so(o, 400, "InvalidKeyType", "properties.serverKeyType is required.");
+    return sql_outf(o, 400, "InvalidKeyType", "properties.serverKeyType is required.");
   if(!strcasecmp(type, "ServiceManaged"))
     return 0;
   if(strcasecmp(type, "AzureKeyVault"))
-    return so(o, 400, "InvalidKeyType", "serverKeyType must be 'ServiceManaged' or 'AzureKeyVault'.");
+    return sql_outf(o, 400, "InvalidKeyType", "serverKeyType must be 'ServiceManaged' or 'AzureKeyVault'.");
   sql_pkey pk;
   if(!name || !sql_pkey_get(e, p->id, name, &pk))
-    return so(o, 404, "ServerKeyNotFound", "The server key '%.300s' does not exist; register it under keys first.",
+    return sql_outf(o, 404, "ServerKeyNotFound", "The server key '%.300s' does not exist; register it under keys first.",
               name ? name : "");
-  char oid[EMU_ID_MAX];
-  int is_umi;
-  if(sql_parent_oid(e, p, oid, &is_umi))
-    return so(o, 400, "AzureKeyVaultNoServerIdentity", "The server has no identity to reach its key.");
-  sqlkv_fail f;
-  if(sqlkv_access(e, pk.uri, oid, SQLKV_ALL, 1, k, &f)) {
-    o->status = sqlkv_error(&f, ctx_for(p, is_umi), pk.uri, o->code, o->msg);
+  if(parent_key_access(e, p, pk.uri, "The server has no identity to reach its key.", k, o))
     return o->status;
-  }
   sqlkv_ref r;
   sqlkv_parse_uri(pk.uri, &r);
   if(r.version[0] && !k->latest) {
     sqlkv_key_free(k);
-    return so(o, 400, "OldGenerationOfAKVKeyBeingUsedError",
+    return sql_outf(o, 400, "OldGenerationOfAKVKeyBeingUsedError",
               "The key '%.300s' is not the latest version; the protector must use the newest version.", pk.uri);
   }
   if(strcmp(k->thumb, pk.thumb)) {
     sqlkv_key_free(k);
-    return so(o, 400, "AzureKeyVaultKeyThumbprintIsDifferent",
+    return sql_outf(o, 400, "AzureKeyVaultKeyThumbprintIsDifferent",
               "The key behind '%.200s' no longer has the material it was registered with.", name);
   }
   if(remote_material_check(e, p, k->thumb, o)) {
@@ -657,30 +597,20 @@ static int prot_plan(emu *e, const sql_parent *p, const json_t *body, sqlkv_key 
 }
 
 void sql_h_prot_put(emu_call *c) {
-  int mi = is_mi(c);
   sql_parent p;
-  char a[128];
-  action(a, sizeof a, mi, "/encryptionProtector/write");
-  if(check_ep_name(c) || !sql_begin(c, mi, a, &p))
-    return;
   json_t *body;
-  if(emu_body_json(c, 0, &body)) {
-    sql_parent_free(&p);
+  if(!srv_begin_body(c, "/encryptionProtector/write", &p, &body))
     return;
-  }
-  char rid[SQL_RID_MAX];
-  sql_req_rid(c, rid, sizeof rid);
   sqlkv_key k;
-  srv_outcome o;
-  if(sql_lro_running(c->e, rid, NULL))
+  sql_outcome o;
+  memset(&k, 0, sizeof k);
+  if(sql_lro_running(c))
     emu_arm_error(c, 409, "EncryptionProtectorChangeInProgress", "A protector change of '%s' is already in progress.",
                   p.name);
   else if(prot_plan(c->e, &p, body, &k, &o))
-    emu_arm_error(c, o.status, o.code, "%s", o.msg);
+    sql_reply_outcome(c, &o);
   else
-    sql_lro(c, mi ? "UpsertManagedServerEncryptionProtector" : "UpsertEncryptionProtector",
-            mi ? "managedInstanceEncryptionProtector" : "encryptionProtector", p.region, rid,
-            json_pack("{s:s,s:O}", "parent", p.id, "body", body));
+    srv_lro(c, &p, &OP_PROT_PUT, json_pack("{s:s,s:O}", "parent", p.id, "body", body));
   sqlkv_key_free(&k);
   json_decref(body);
   sql_parent_free(&p);
@@ -688,18 +618,14 @@ void sql_h_prot_put(emu_call *c) {
 
 static int lro_prot_put(emu *e, const emu_lro *op, const json_t *in, char code[128], char msg[512], json_t **result) {
   sql_parent p;
-  if(!sql_parent_load_id(e, sq_json_str(in, "parent"), &p)) {
-    snprintf(code, 128, "ResourceNotFound");
-    snprintf(msg, 512, "The server no longer exists.");
+  if(!lro_parent(e, in, &p, code, msg))
     return 1;
-  }
   const json_t *body = json_object_get(in, "body");
   sqlkv_key k;
-  srv_outcome o;
+  sql_outcome o;
   int rc = prot_plan(e, &p, body, &k, &o);
   if(rc) {
-    snprintf(code, 128, "%s", o.code);
-    snprintf(msg, 512, "%s", o.msg);
+    sql_out_lro(&o, code, msg);
   } else {
     if(!strcasecmp(sq_json_str(body, "properties.serverKeyType"), "ServiceManaged")) {
       snprintf(p.prot_type, sizeof p.prot_type, "ServiceManaged");
@@ -707,11 +633,9 @@ static int lro_prot_put(emu *e, const emu_lro *op, const json_t *in, char code[1
       p.prot_uri[0] = p.prot_thumb[0] = p.active_uri[0] = p.key_id[0] = '\0';
       p.prot_auto = 0;
     } else {
-      snprintf(p.prot_type, sizeof p.prot_type, "AzureKeyVault");
-      snprintf(p.prot_key_name, sizeof p.prot_key_name, "%s", sq_json_str(body, "properties.serverKeyName"));
-      sqlkv_uri(e, &k.ref, p.prot_uri, sizeof p.prot_uri);
-      snprintf(p.prot_thumb, sizeof p.prot_thumb, "%s", k.thumb);
-      p.active_uri[0] = '\0';
+      char canon[SQL_URI_MAX];
+      sqlkv_uri(e, &k.ref, canon, sizeof canon);
+      sql_parent_set_protector(&p, sq_json_str(body, "properties.serverKeyName"), canon, k.thumb);
       p.prot_auto = sq_json_bool(body, "properties.autoRotationEnabled", 0);
     }
     sql_parent_save(e, &p);
@@ -724,14 +648,9 @@ static int lro_prot_put(emu *e, const emu_lro *op, const json_t *in, char code[1
 }
 
 void sql_h_prot_revalidate(emu_call *c) {
-  int mi = is_mi(c);
   sql_parent p;
-  char a[128];
-  action(a, sizeof a, mi, "/encryptionProtector/revalidate/action");
-  if(check_ep_name(c) || !sql_begin(c, mi, a, &p))
+  if(!srv_begin(c, "/encryptionProtector/revalidate/action", &p))
     return;
-  char rid[SQL_RID_MAX];
-  sql_req_rid(c, rid, sizeof rid);
   sqlkv_fail f;
   char oid[EMU_ID_MAX];
   int is_umi = 0;
@@ -746,9 +665,7 @@ void sql_h_prot_revalidate(emu_call *c) {
     else
       sqlkv_reply_error(c, &f, ctx_for(&p, is_umi), p.prot_uri);
   } else
-    sql_lro(c, mi ? "RevalidateManagedServerEncryptionProtector" : "RevalidateEncryptionProtector",
-            mi ? "managedInstanceEncryptionProtectorRevalidate" : "encryptionProtectorRevalidate", p.region, rid,
-            json_pack("{s:s}", "parent", p.id));
+    srv_lro(c, &p, &OP_PROT_REVALIDATE, json_pack("{s:s}", "parent", p.id));
   sql_parent_free(&p);
 }
 
@@ -769,29 +686,15 @@ static int lro_prot_revalidate(emu *e, const emu_lro *op, const json_t *in, char
     snprintf(p.state, sizeof p.state, "Ready");
     sql_parent_save(e, &p);
     /* server-level databases that went inaccessible come back */
-    sqlite3_stmt *st = emu_sql(e, "SELECT uid FROM sql_dbs WHERE parent_id=? AND deleted_ms=0 AND prot_uri=''"
-                                  " AND status='Inaccessible'");
     int64_t uids[256];
-    int n = 0;
-    if(st) {
-      sqlite3_bind_text(st, 1, p.id, -1, SQLITE_STATIC);
-      while(n < 256 && sqlite3_step(st) == SQLITE_ROW)
-        uids[n++] = sqlite3_column_int64(st, 0);
-      sqlite3_finalize(st);
-    }
+    int n = sql_server_level_dbs(e, p.id, 1, uids, 256);
     for(int i = 0; i < n; i++) {
       sql_db d;
       if(!sql_db_load_uid(e, uids[i], &d))
         continue;
-      unsigned char dek[SQL_DEK_LEN];
       sqlkv_fail f2;
-      if(!sql_db_check(e, &d, &f2) && !sql_db_unwrap_current(e, &d, dek, &f2, NULL)) {
-        snprintf(d.status, sizeof d.status, "Online");
-        d.fail_since_ms = 0;
-        d.fail_code[0] = d.fail_msg[0] = '\0';
+      if(!sql_db_reopen(e, &d, &f2))
         sql_db_save(e, &d);
-      }
-      sq_wipe(dek, sizeof dek);
       sql_db_free(&d);
     }
   }

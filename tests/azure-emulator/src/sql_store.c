@@ -212,15 +212,6 @@ int64_t sql_parse_time_ms(const char *s) {
   return t < 0 ? -1 : t * 1000 + ms;
 }
 
-void sql_fmt_time_ms(int64_t ms, char *out, size_t n) {
-  char t[32];
-  sq_rfc3339(ms / 1000, t, sizeof t);
-  size_t l = strlen(t);
-  if(l && t[l - 1] == 'Z')
-    t[l - 1] = '\0';
-  snprintf(out, n, "%s.%03dZ", t, (int)(ms % 1000));
-}
-
 int64_t sql_ticks(int64_t ms) { return ms * 10000 + INT64_C(621355968000000000); }
 
 /* /subscriptions/S/resourceGroups/RG/providers/Microsoft.Sql/servers/P[/CHILDKIND/CHILD] */
@@ -256,6 +247,10 @@ int sql_parse_rid(const char *id, sql_rid *out) {
 static void parent_rid(int is_mi, const char *sub, const char *rg, const char *name, char *out, size_t n) {
   snprintf(out, n, "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Sql/%s/%s", sub, rg,
            is_mi ? "managedInstances" : "servers", name);
+}
+
+void sql_rid_parent(const sql_rid *r, char *out, size_t n) {
+  parent_rid(!strcmp(r->parent_kind, "managedInstances"), r->sub, r->rg, r->parent, out, n);
 }
 
 /* ---- parents ---- */
@@ -403,10 +398,12 @@ static json_t *seed_identity(emu *e, const json_t *body) {
   return out;
 }
 
-static sq_code pkey_insert(emu *e, const char *parent_id, const char *name, const char *uri, const char *thumb,
-                           int64_t now) {
-  sqlite3_stmt *st = emu_sql(e, "INSERT OR REPLACE INTO sql_parent_keys(parent_id, name, uri, thumb, created_ms)"
-                                " VALUES(?,?,?,?,?)");
+sq_code sql_pkey_put(emu *e, const char *parent_id, const char *name, const char *uri, const char *thumb,
+                     int64_t now, int replace) {
+  sqlite3_stmt *st = emu_sql(e, replace ? "INSERT OR REPLACE INTO sql_parent_keys(parent_id, name, uri, thumb, created_ms)"
+                                          " VALUES(?,?,?,?,?)"
+                                        : "INSERT OR IGNORE INTO sql_parent_keys(parent_id, name, uri, thumb, created_ms)"
+                                          " VALUES(?,?,?,?,?)");
   if(!st)
     return SQ_EIO;
   sqlite3_bind_text(st, 1, parent_id, -1, SQLITE_STATIC);
@@ -427,26 +424,15 @@ static void adopt_key(emu *e, sql_parent *p, const char *uri, int make_protector
     SQ_WARN("emulator", "sql: seeded key '%s' of %s is not a key in the emulator's vaults; ignored", uri, p->name);
     return;
   }
-  if(!r.version[0]) { /* pin the version the seed meant: the newest */
-    sqlite3_stmt *st = emu_sql(e, "SELECT version FROM kv_keys WHERE vault=? AND name=? ORDER BY seq DESC LIMIT 1");
-    if(st) {
-      sqlite3_bind_text(st, 1, r.vault, -1, SQLITE_STATIC);
-      sqlite3_bind_text(st, 2, r.name, -1, SQLITE_STATIC);
-      if(sqlite3_step(st) == SQLITE_ROW)
-        snprintf(r.version, sizeof r.version, "%s", emu_col_text(st, 0));
-      sqlite3_finalize(st);
-    }
-  }
+  if(!r.version[0]) /* pin the version the seed meant: the newest */
+    emu_sql_text(e, r.version, sizeof r.version, "SELECT version FROM kv_keys WHERE vault=? AND name=? ORDER BY seq DESC LIMIT 1",
+                 r.vault, r.name, NULL);
   char name[256], canon[SQL_URI_MAX];
   sql_pkey_name(&r, name, sizeof name);
   sqlkv_uri(e, &r, canon, sizeof canon);
-  pkey_insert(e, p->id, name, canon, thumb, now);
-  if(make_protector) {
-    snprintf(p->prot_type, sizeof p->prot_type, "AzureKeyVault");
-    snprintf(p->prot_key_name, sizeof p->prot_key_name, "%s", name);
-    snprintf(p->prot_uri, sizeof p->prot_uri, "%s", canon);
-    snprintf(p->prot_thumb, sizeof p->prot_thumb, "%s", thumb);
-  }
+  sql_pkey_put(e, p->id, name, canon, thumb, now, 1);
+  if(make_protector)
+    sql_parent_set_protector(p, name, canon, thumb);
 }
 
 static void adopt(emu *e, int is_mi, const char *id, const char *sub, const char *rg, const char *name,
@@ -663,17 +649,6 @@ sqlkv_status sql_parent_oid(emu *e, const sql_parent *p, char oid[EMU_ID_MAX], i
   return SK_NOIDENTITY;
 }
 
-static void tenant_of_sub(emu *e, const char *sub, char *out, size_t n) {
-  out[0] = '\0';
-  sqlite3_stmt *st = emu_sql(e, "SELECT tenant FROM subscriptions WHERE id=?");
-  if(!st)
-    return;
-  sqlite3_bind_text(st, 1, sub, -1, SQLITE_STATIC);
-  if(sqlite3_step(st) == SQLITE_ROW)
-    snprintf(out, n, "%s", emu_col_text(st, 0));
-  sqlite3_finalize(st);
-}
-
 json_t *sql_identity_json(emu *e, const json_t *identity, const char *tenant) {
   json_t *o = json_object();
   const char *type = sq_json_str(identity, "type");
@@ -702,7 +677,7 @@ json_t *sql_identity_json(emu *e, const json_t *identity, const char *tenant) {
 
 json_t *sql_parent_json(emu *e, const sql_parent *p) {
   char tenant[EMU_ID_MAX];
-  tenant_of_sub(e, p->sub, tenant, sizeof tenant);
+  emu_subscription_tenant(e, p->sub, tenant);
   json_t *props = json_deep_copy(p->extra);
   if(!props)
     props = json_object();
@@ -731,6 +706,22 @@ json_t *sql_parent_json(emu *e, const sql_parent *p) {
   if(!p->is_mi)
     json_object_set_new(j, "kind", json_string("v12.0"));
   return j;
+}
+
+void sql_parent_set_protector(sql_parent *p, const char *key_name, const char *uri, const char *thumb) {
+  snprintf(p->prot_type, sizeof p->prot_type, "AzureKeyVault");
+  snprintf(p->prot_key_name, sizeof p->prot_key_name, "%s", key_name);
+  snprintf(p->prot_uri, sizeof p->prot_uri, "%s", uri);
+  snprintf(p->prot_thumb, sizeof p->prot_thumb, "%s", thumb);
+  p->active_uri[0] = '\0'; /* a new protector starts on its own vault */
+}
+
+void sql_parent_use_key(emu *e, sql_parent *p, const sqlkv_key *k, const char *uri, int64_t now) {
+  char name[256], canon[SQL_URI_MAX];
+  sql_pkey_name(&k->ref, name, sizeof name);
+  sqlkv_uri(e, &k->ref, canon, sizeof canon);
+  sql_pkey_put(e, p->id, name, uri ? uri : canon, k->thumb, now, 0);
+  sql_parent_set_protector(p, name, canon, k->thumb);
 }
 
 /* ---- parent keys ---- */
@@ -825,12 +816,10 @@ static void row_to_db(sqlite3_stmt *st, sql_db *d) {
   snprintf(d->dek_thumb, sizeof d->dek_thumb, "%s", emu_col_text(st, 28));
 }
 
-int sql_db_load(emu *e, const char *parent_id, const char *name, sql_db *out) {
-  sqlite3_stmt *st = emu_sql(e, "SELECT " DB_COLS " FROM sql_dbs WHERE parent_id=? AND name=? AND deleted_ms=0");
+/* The one row of a bound query (finalized here); 0 if none. */
+static int db_from_query(sqlite3_stmt *st, sql_db *out) {
   if(!st)
     return 0;
-  sqlite3_bind_text(st, 1, parent_id, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
   int ok = sqlite3_step(st) == SQLITE_ROW;
   if(ok)
     row_to_db(st, out);
@@ -838,16 +827,34 @@ int sql_db_load(emu *e, const char *parent_id, const char *name, sql_db *out) {
   return ok;
 }
 
+int sql_db_load(emu *e, const char *parent_id, const char *name, sql_db *out) {
+  sqlite3_stmt *st = emu_sql(e, "SELECT " DB_COLS " FROM sql_dbs WHERE parent_id=? AND name=? AND deleted_ms=0");
+  if(st) {
+    sqlite3_bind_text(st, 1, parent_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+  }
+  return db_from_query(st, out);
+}
+
 int sql_db_load_uid(emu *e, int64_t uid, sql_db *out) {
   sqlite3_stmt *st = emu_sql(e, "SELECT " DB_COLS " FROM sql_dbs WHERE uid=?");
-  if(!st)
-    return 0;
-  sqlite3_bind_int64(st, 1, uid);
-  int ok = sqlite3_step(st) == SQLITE_ROW;
-  if(ok)
-    row_to_db(st, out);
-  sqlite3_finalize(st);
-  return ok;
+  if(st)
+    sqlite3_bind_int64(st, 1, uid);
+  return db_from_query(st, out);
+}
+
+sqlite3_stmt *sql_db_cursor(emu *e, const char *parent_id) {
+  sqlite3_stmt *st = emu_sql(e, "SELECT uid FROM sql_dbs WHERE parent_id=? AND deleted_ms=0 ORDER BY uid");
+  if(st)
+    sqlite3_bind_text(st, 1, parent_id, -1, SQLITE_STATIC);
+  return st;
+}
+
+int sql_db_next(emu *e, sqlite3_stmt *st, sql_db *out) {
+  while(st && sqlite3_step(st) == SQLITE_ROW)
+    if(sql_db_load_uid(e, sqlite3_column_int64(st, 0), out))
+      return 1;
+  return 0;
 }
 
 static void bind_json(sqlite3_stmt *st, int i, const json_t *j, char **keep) {
@@ -917,23 +924,31 @@ sq_code sql_db_save(emu *e, sql_db *d) {
 
 void sql_db_id(const sql_db *d, char *out, size_t n) { snprintf(out, n, "%s/databases/%s", d->parent_id, d->name); }
 
+/* A history query of a database: now_sql for the present (at < 0), else
+ * at_sql with ?2 = at; ?1 = uid in both. */
+static sqlite3_stmt *history_query(emu *e, const char *now_sql, const char *at_sql, int64_t uid, int64_t at) {
+  sqlite3_stmt *st = emu_sql(e, at < 0 ? now_sql : at_sql);
+  if(st) {
+    sqlite3_bind_int64(st, 1, uid);
+    if(at >= 0)
+      sqlite3_bind_int64(st, 2, at);
+  }
+  return st;
+}
+
 /* ---- keys map ---- */
+
+#define DBKEY_SELECT \
+  "SELECT uri, vault, key_name, version, thumb, added_ms, removed_ms, key_created_ms, subregion FROM sql_db_keys"
 
 int sql_dbkeys_list(emu *e, int64_t uid, int64_t at, sql_dbkey **out) {
   *out = NULL;
-  sqlite3_stmt *st;
-  if(at < 0) {
-    st = emu_sql(e, "SELECT uri, vault, key_name, version, thumb, added_ms, removed_ms, key_created_ms, subregion"
-                    " FROM sql_db_keys WHERE db_uid=? AND removed_ms=0 ORDER BY rowid");
-  } else {
-    st = emu_sql(e, "SELECT uri, vault, key_name, version, thumb, added_ms, removed_ms, key_created_ms, subregion"
-                    " FROM sql_db_keys WHERE db_uid=? AND added_ms<=?2 AND (removed_ms=0 OR removed_ms>?2) ORDER BY rowid");
-    if(st)
-      sqlite3_bind_int64(st, 2, at);
-  }
+  sqlite3_stmt *st = history_query(e, DBKEY_SELECT " WHERE db_uid=? AND removed_ms=0 ORDER BY rowid",
+                                   DBKEY_SELECT " WHERE db_uid=? AND added_ms<=?2 AND (removed_ms=0 OR removed_ms>?2)"
+                                                " ORDER BY rowid",
+                                   uid, at);
   if(!st)
     return 0;
-  sqlite3_bind_int64(st, 1, uid);
   int n = 0, cap = 0;
   while(sqlite3_step(st) == SQLITE_ROW && n < 4096) {
     if(n == cap) {
@@ -1029,18 +1044,12 @@ int sql_wrap_at(emu *e, int64_t uid, int64_t at, sql_wrap *out) {
 }
 
 int sql_vlf_thumbs_at(emu *e, int64_t uid, int64_t at, char thumbs[][SQ_THUMBPRINT_HEX_LEN + 1], int max) {
-  sqlite3_stmt *st;
-  if(at < 0) {
-    st = emu_sql(e, "SELECT DISTINCT thumb FROM sql_vlfs WHERE db_uid=? AND retired_ms=0");
-  } else {
-    st = emu_sql(e, "SELECT DISTINCT thumb FROM sql_vlfs WHERE db_uid=? AND created_ms<=?2 AND"
-                    " (retired_ms=0 OR retired_ms>?2)");
-    if(st)
-      sqlite3_bind_int64(st, 2, at);
-  }
+  sqlite3_stmt *st = history_query(e, "SELECT DISTINCT thumb FROM sql_vlfs WHERE db_uid=? AND retired_ms=0",
+                                   "SELECT DISTINCT thumb FROM sql_vlfs WHERE db_uid=? AND created_ms<=?2 AND"
+                                   " (retired_ms=0 OR retired_ms>?2)",
+                                   uid, at);
   if(!st)
     return 0;
-  sqlite3_bind_int64(st, 1, uid);
   int n = 0;
   while(n < max && sqlite3_step(st) == SQLITE_ROW)
     snprintf(thumbs[n++], SQ_THUMBPRINT_HEX_LEN + 1, "%s", emu_col_text(st, 0));

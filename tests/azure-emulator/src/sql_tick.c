@@ -35,28 +35,19 @@ static int64_t next_grid_after(int64_t base, int64_t interval, int64_t now) {
   return base + ((now - base) / interval + 1) * interval;
 }
 
-/* ---- parents (servers, managed instances) ---- */
-
-static void set_parent_key_protector(emu *e, sql_parent *p, const sqlkv_key *k, int64_t now) {
-  char name[256], uri[SQL_URI_MAX];
-  sql_pkey_name(&k->ref, name, sizeof name);
-  sqlkv_uri(e, &k->ref, uri, sizeof uri);
-  sqlite3_stmt *st = emu_sql(e, "INSERT OR IGNORE INTO sql_parent_keys(parent_id, name, uri, thumb, created_ms)"
-                                " VALUES(?,?,?,?,?)");
-  if(st) {
-    sqlite3_bind_text(st, 1, p->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, uri, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, k->thumb, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, now);
-    sqlite3_step(st);
-    sqlite3_finalize(st);
-  }
-  snprintf(p->prot_key_name, sizeof p->prot_key_name, "%s", name);
-  snprintf(p->prot_uri, sizeof p->prot_uri, "%s", uri);
-  snprintf(p->prot_thumb, sizeof p->prot_thumb, "%s", k->thumb);
-  p->active_uri[0] = '\0';
+/* A failing check at base: *since keeps when the failure began (set once: its
+ * cause if known, put on the check grid, else base; never after now). 1 when
+ * the grace period for this kind of failure (4xx or network) is over. */
+static int failure_grace_over(const sql_settings *s, const sqlkv_fail *f, int64_t base, int64_t now, int64_t *since) {
+  if(!*since)
+    *since = f->cause_ms > base ? grid_at_or_after(base, s->key_check_interval_ms, f->cause_ms) : base;
+  if(*since > now)
+    *since = now;
+  int64_t grace = sqlkv_is_network(f) ? s->network_grace_ms : s->inaccessible_after_ms;
+  return now - *since >= grace;
 }
+
+/* ---- parents (servers, managed instances) ---- */
 
 sqlkv_status sql_parent_check(emu *e, sql_parent *p, sqlkv_fail *f) {
   memset(f, 0, sizeof *f);
@@ -129,7 +120,7 @@ static void parent_autorotate(emu *e, sql_parent *p, int64_t now, int64_t window
   if(sqlkv_latest(e, &r, oid, &k, &f))
     return;
   if(strcmp(k.thumb, p->prot_thumb) && now - k.created_s * 1000 >= window) {
-    set_parent_key_protector(e, p, &k, now);
+    sql_parent_use_key(e, p, &k, NULL, now);
     sql_parent_save(e, p);
     sql_parent_rewrap_dbs(e, p, now);
     SQ_INFO("emulator", "sql: %s auto-rotated its protector to %s", p->name, p->prot_uri);
@@ -154,15 +145,11 @@ static void check_parents(emu *e, const sql_settings *s, int64_t now) {
     int64_t base = p.next_check_ms ? p.next_check_ms : now;
     sqlkv_fail f;
     if(sql_parent_check(e, &p, &f)) {
-      if(!p.fail_since_ms)
-        p.fail_since_ms = f.cause_ms > base ? grid_at_or_after(base, s->key_check_interval_ms, f.cause_ms) : base;
-      if(p.fail_since_ms > now)
-        p.fail_since_ms = now;
+      int over = failure_grace_over(s, &f, base, now, &p.fail_since_ms);
       char code[128], msg[512];
       sqlkv_error(&f, p.is_mi ? SQLKV_CTX_MI : SQLKV_CTX_SERVER, p.prot_uri, code, msg);
       snprintf(p.fail_code, sizeof p.fail_code, "%s", code);
-      int64_t grace = sqlkv_is_network(&f) ? s->network_grace_ms : s->inaccessible_after_ms;
-      if(p.is_mi && now - p.fail_since_ms >= grace)
+      if(p.is_mi && over)
         snprintf(p.state, sizeof p.state, "Inaccessible");
     } else {
       p.fail_since_ms = 0;
@@ -194,15 +181,11 @@ static void check_dbs(emu *e, const sql_settings *s, int64_t now) {
     int64_t base = d.next_check_ms ? d.next_check_ms : now;
     sqlkv_fail f;
     if(sql_db_check(e, &d, &f)) {
-      if(!d.fail_since_ms)
-        d.fail_since_ms = f.cause_ms > base ? grid_at_or_after(base, s->key_check_interval_ms, f.cause_ms) : base;
-      if(d.fail_since_ms > now)
-        d.fail_since_ms = now;
+      int over = failure_grace_over(s, &f, base, now, &d.fail_since_ms);
       char code[128], msg[512];
       sqlkv_error(&f, d.prot_uri[0] ? SQLKV_CTX_DB : d.is_mi ? SQLKV_CTX_MI : SQLKV_CTX_SERVER,
                   d.prot_uri[0] ? d.prot_uri : d.dek_uri, code, msg);
-      int64_t grace = sqlkv_is_network(&f) ? s->network_grace_ms : s->inaccessible_after_ms;
-      if(strcmp(d.status, "Inaccessible") && now - d.fail_since_ms >= grace) {
+      if(strcmp(d.status, "Inaccessible") && over) {
         snprintf(d.status, sizeof d.status, "Inaccessible");
         snprintf(d.fail_code, sizeof d.fail_code, "%s", code);
         snprintf(d.fail_msg, sizeof d.fail_msg, "%s", msg);
@@ -212,8 +195,7 @@ static void check_dbs(emu *e, const sql_settings *s, int64_t now) {
       }
     } else if(strcmp(d.status, "Inaccessible")) {
       /* access came back before the grace period ended: auto-heal */
-      d.fail_since_ms = 0;
-      d.fail_code[0] = d.fail_msg[0] = '\0';
+      sql_db_clear_failure(&d);
       sql_db_autorotate(e, &d, now, s->autorotation_window_ms);
     }
     d.next_check_ms = next_grid_after(base, s->key_check_interval_ms, now);
@@ -261,8 +243,7 @@ static int ctl_db(emu_call *c, const char *id, sql_db *d) {
     return 0;
   }
   char pid[SQL_RID_MAX];
-  snprintf(pid, sizeof pid, "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Sql/%s/%s", r.sub, r.rg,
-           r.parent_kind, r.parent);
+  sql_rid_parent(&r, pid, sizeof pid);
   sql_parent p;
   if(!sql_parent_load_id(c->e, pid, &p)) {
     emu_error(c, 404, "NotFound", "No server '%s'.", r.parent);

@@ -10,6 +10,7 @@
 #include <openssl/rsa.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,23 @@ sq_code emu_exec(emu *e, const char *sql, sq_err *err) {
 const char *emu_col_text(sqlite3_stmt *st, int i) {
   const unsigned char *t = sqlite3_column_text(st, i);
   return t ? (const char *)t : "";
+}
+
+int emu_sql_text(emu *e, char *out, size_t n, const char *sql, ...) {
+  sqlite3_stmt *st = emu_sql(e, sql);
+  if(!st)
+    return 0;
+  va_list ap;
+  va_start(ap, sql);
+  const char *v;
+  for(int i = 1; (v = va_arg(ap, const char *)) != NULL; i++)
+    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+  va_end(ap);
+  int found = sqlite3_step(st) == SQLITE_ROW;
+  if(found)
+    snprintf(out, n, "%s", emu_col_text(st, 0));
+  sqlite3_finalize(st);
+  return found;
 }
 
 sq_code emu_meta_get(emu *e, const char *k, sq_buf *out) {
