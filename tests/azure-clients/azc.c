@@ -445,3 +445,43 @@ void azc_setup_operator(azc *a, sq_azure_pipeline *p, sq_azure_cred **cred) {
   *cred = g_cred;
   atexit(teardown_operator);
 }
+
+static sq_arm *g_arm;
+static sq_kv *g_kv;
+
+static void teardown_clients(void) {
+  sq_arm_free(g_arm);
+  sq_kv_free(g_kv);
+  g_arm = NULL;
+  g_kv = NULL;
+}
+
+void azc_operator_clients(azc *a, sq_azure_cred **cred, sq_arm **arm, sq_kv **kv) {
+  sq_azure_pipeline p;
+  sq_err e;
+  azc_setup_operator(a, &p, cred);
+  atexit(teardown_clients); /* registered after the credential's: runs first */
+  sq_arm_opts o = {.cloud = &a->cloud, .cred = *cred, .pipeline = p, .lro_timeout_ms = 120000};
+  sq_kv_opts ko = {.cloud = &a->cloud, .cred = *cred, .pipeline = p};
+  if((arm && sq_arm_new(&o, &g_arm, &e)) || (kv && sq_kv_new(&ko, &g_kv, &e))) {
+    fprintf(stderr, "clients: %s\n", e.message);
+    exit(1);
+  }
+  if(arm)
+    *arm = g_arm;
+  if(kv)
+    *kv = g_kv;
+}
+
+void azc_make_key(sq_kv *kv, const char *vault, const char *name, char kid[SQ_KV_KID_MAX]) {
+  sq_kv_create_params p = {"RSA", 2048, 0, SQ_KV_ATTRS_UNSET, NULL};
+  sq_kv_key k;
+  sq_kv_key_init(&k);
+  sq_err e;
+  if(sq_kv_create(kv, vault, name, &p, &k, &e)) {
+    fprintf(stderr, "key %s: %s\n", name, e.message);
+    exit(1);
+  }
+  snprintf(kid, SQ_KV_KID_MAX, "%s", k.kid);
+  sq_kv_key_free(&k);
+}

@@ -91,4 +91,13 @@ const char *azc_env(void *ud, const char *name);
  * seed's operator application (client secret). */
 void azc_setup_operator(azc *a, sq_azure_pipeline *p, sq_azure_cred **cred);
 
+/* azc_setup_operator, then the operator's ARM client (LRO timeout 120 s) and
+ * Key Vault client on that credential; either out may be NULL. Exits on
+ * failure; the clients are freed at exit, before the credential. */
+void azc_operator_clients(azc *a, sq_azure_cred **cred, sq_arm **arm, sq_kv **kv);
+
+/* Creates RSA-2048 key name in vault through kv and copies its kid (exits on
+ * failure). */
+void azc_make_key(sq_kv *kv, const char *vault, const char *name, char kid[SQ_KV_KID_MAX]);
+
 #endif

@@ -43,26 +43,12 @@ static char srv_db[SQ_SQL_ID_MAX], srv_srv[SQ_SQL_ID_MAX], srv_west[SQ_SQL_ID_MA
 static char vault[128];
 static char k1[SQ_KV_KID_MAX], k2[SQ_KV_KID_MAX], k3[SQ_KV_KID_MAX], kx[SQ_KV_KID_MAX];
 
-static void teardown(void) {
-  sq_arm_free(arm);
-  sq_kv_free(kv);
-}
-
 static void die(const char *what, const sq_err *e) {
   fprintf(stderr, "setup: %s: %s\n", what, e ? e->message : "failed");
   exit(1);
 }
 
-static void make_key(const char *name, char *kid) {
-  sq_kv_create_params p = {"RSA", 2048, 0, SQ_KV_ATTRS_UNSET, NULL};
-  sq_kv_key k;
-  sq_kv_key_init(&k);
-  sq_err e;
-  if(sq_kv_create(kv, vault, name, &p, &k, &e))
-    die(name, &e);
-  snprintf(kid, SQ_KV_KID_MAX, "%s", k.kid);
-  sq_kv_key_free(&k);
-}
+static void make_key(const char *name, char *kid) { azc_make_key(kv, vault, name, kid); }
 
 /* A server of our own, as seed.yaml declares its servers (SMK, umi-db1). */
 static json_t *server_seed(const char *name, const char *rg, const char *location) {
@@ -101,13 +87,7 @@ static void setup(void) {
     return;
   started = 1;
   sq_err e;
-  sq_azure_pipeline p;
-  azc_setup_operator(&A, &p, &cred);
-  atexit(teardown); /* after the harness's: runs first, while cred still lives */
-  sq_arm_opts o = {.cloud = &A.cloud, .cred = cred, .pipeline = p, .lro_timeout_ms = 120000};
-  sq_kv_opts ko = {.cloud = &A.cloud, .cred = cred, .pipeline = p};
-  if(sq_arm_new(&o, &arm, &e) || sq_kv_new(&ko, &kv, &e))
-    die("clients", &e);
+  azc_operator_clients(&A, &cred, &arm, &kv);
   /* operations finish at their first poll (the client still honours the 1 s
    * Retry-After): the LRO path is exercised, the suite stays short */
   if(azc_settings(&A, json_pack("{s:i}", "lroDelayMs", 0)))

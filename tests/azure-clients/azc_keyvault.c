@@ -19,23 +19,11 @@ static int started;
 static sq_azure_cred *cred;
 static sq_kv *kv;
 
-static void teardown(void) {
-  sq_kv_free(kv);
-}
-
 static void setup(void) {
   if(started)
     return;
   started = 1;
-  sq_err e;
-  sq_azure_pipeline p;
-  azc_setup_operator(&A, &p, &cred);
-  atexit(teardown); /* after the harness's: runs first, while cred still lives */
-  sq_kv_opts o = {.cloud = &A.cloud, .cred = cred, .pipeline = p};
-  if(sq_kv_new(&o, &kv, &e)) {
-    fprintf(stderr, "kv: %s\n", e.message);
-    exit(1);
-  }
+  azc_operator_clients(&A, &cred, NULL, &kv);
 }
 
 static sq_kv_create_params rsa(int bits) {

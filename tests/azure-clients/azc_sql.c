@@ -27,38 +27,14 @@ static char server_east[SQ_SQL_ID_MAX], server_west[SQ_SQL_ID_MAX];
 static char key1[SQ_KV_KID_MAX], key2[SQ_KV_KID_MAX], key3[SQ_KV_KID_MAX], key_late[SQ_KV_KID_MAX],
     key_denied[SQ_KV_KID_MAX];
 
-static void teardown(void) {
-  sq_arm_free(arm);
-  sq_kv_free(kv);
-}
-
-static void make_key(const char *vault, const char *name, char *kid) {
-  sq_kv_create_params p = {"RSA", 2048, 0, SQ_KV_ATTRS_UNSET, NULL};
-  sq_kv_key k;
-  sq_kv_key_init(&k);
-  sq_err e;
-  if(sq_kv_create(kv, vault, name, &p, &k, &e)) {
-    fprintf(stderr, "key %s: %s\n", name, e.message);
-    exit(1);
-  }
-  snprintf(kid, SQ_KV_KID_MAX, "%s", k.kid);
-  sq_kv_key_free(&k);
-}
+static void make_key(const char *vault, const char *name, char *kid) { azc_make_key(kv, vault, name, kid); }
 
 static void setup(void) {
   if(started)
     return;
   started = 1;
   sq_err e;
-  sq_azure_pipeline p;
-  azc_setup_operator(&A, &p, &cred);
-  atexit(teardown); /* after the harness's: runs first, while cred still lives */
-  sq_arm_opts o = {.cloud = &A.cloud, .cred = cred, .pipeline = p, .lro_timeout_ms = 120000};
-  sq_kv_opts ko = {.cloud = &A.cloud, .cred = cred, .pipeline = p};
-  if(sq_arm_new(&o, &arm, &e) || sq_kv_new(&ko, &kv, &e)) {
-    fprintf(stderr, "clients: %s\n", e.message);
-    exit(1);
-  }
+  azc_operator_clients(&A, &cred, &arm, &kv);
   sq_sql_server_id(AZC_SUB, "rg-tde", "azc-sql-east", server_east, sizeof server_east, NULL);
   sq_sql_server_id(AZC_SUB, "rg-tde-west", "azc-sql-west", server_west, sizeof server_west, NULL);
   /* is Microsoft.Sql served yet? */
