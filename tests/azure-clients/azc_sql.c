@@ -254,6 +254,10 @@ TEST(server_keys_and_protector) {
   ASSERT_STR_EQ(k.name, name);
   ASSERT_STR_EQ(k.server_key_type, "AzureKeyVault");
   ASSERT_EQ(strlen(k.thumbprint), 40);
+  sq_sql_server_key got;
+  ASSERT_OK(sq_sql_server_key_get(arm, server_east, name, &got, &e));
+  ASSERT_STR_EQ(got.thumbprint, k.thumbprint);
+  ASSERT(!strcasecmp(got.uri, key1));
   int n = 0;
   ASSERT_OK(sq_sql_server_key_list(arm, server_east, count_keys, &n, &e));
   ASSERT_GE(n, 1);
@@ -273,6 +277,7 @@ TEST(server_keys_and_protector) {
   ASSERT_OK(sq_sql_protector_set(arm, server_east, NULL, -1, &p, &e));
   ASSERT_STR_EQ(p.server_key_type, "ServiceManaged");
   ASSERT_OK(sq_sql_server_key_delete(arm, server_east, name, &e));
+  ASSERT_EQ(sq_sql_server_key_get(arm, server_east, name, &got, &e), SQ_ENOTFOUND);
 }
 
 static int find_dropped(void *ud, const sq_sql_dropped_db *d) {
@@ -317,6 +322,12 @@ static void keys_of(const sq_sql_db_key *keys, size_t n, keylist *kl) {
     kl->ptrs[kl->n] = kl->uris[kl->n];
     kl->n++;
   }
+}
+
+static int count_fogs(void *ud, const sq_sql_fog *f) {
+  if(!strcmp(f->name, "azc-fog"))
+    (*(int *)ud)++;
+  return 0;
 }
 
 TEST(geo_secondary_links_failover_group_and_restores) {
@@ -376,6 +387,17 @@ TEST(geo_secondary_links_failover_group_and_restores) {
   ASSERT_OK(rc);
   ASSERT_EQ(f.n_databases, 1);
   ASSERT_STR_EQ(f.replication_role, "Primary");
+  sq_sql_fog_free(&f);
+  int fogs = 0;
+  ASSERT_OK(sq_sql_fog_list(arm, server_east, count_fogs, &fogs, &e));
+  ASSERT_EQ(fogs, 1);
+  /* membership alone: out, then in again */
+  const char *none[] = {NULL};
+  ASSERT_OK(sq_sql_fog_set_databases(arm, fog, none, &f, &e));
+  ASSERT_EQ(f.n_databases, 0);
+  sq_sql_fog_free(&f);
+  ASSERT_OK(sq_sql_fog_set_databases(arm, fog, dbs, &f, &e));
+  ASSERT_EQ(f.n_databases, 1);
   sq_sql_fog_free(&f);
   /* fail over from the secondary's side, then the roles have swapped */
   char fog_west[SQ_SQL_ID_MAX + 32];
@@ -476,6 +498,48 @@ TEST(managed_instance_keys_and_protector) {
   ASSERT_OK(sq_sql_protector_revalidate(arm, mi, &e));
   ASSERT_OK(sq_sql_protector_set(arm, mi, NULL, -1, &p, &e));
   ASSERT_OK(sq_sql_server_key_delete(arm, mi, k.name, &e));
+}
+
+static int collect_names(void *ud, const sq_sql_database *d) {
+  char *names = ud;
+  snprintf(names + strlen(names), 512 - strlen(names), "%s ", d->name);
+  return 0;
+}
+
+/* Last: it moves the emulator's clock past SQL's key check and grace period. */
+TEST(zz_inaccessible_databases_are_listed) {
+  setup();
+  sq_err e;
+  char kid[SQ_KV_KID_MAX], id[SQ_SQL_ID_MAX];
+  make_key(A.vault_east, "inacc-k", kid);
+  ASSERT_OK(sq_sql_database_id(server_east, "inacc1", id, sizeof id, &e));
+  const char *keys[] = {kid, NULL};
+  sq_sql_db_create_args c = {.location = "eastus", .umi_id = UMI, .keys = keys, .encryption_protector = kid,
+                             .auto_rotation = -1};
+  sq_sql_database d;
+  sq_code rc = sq_sql_db_create(arm, id, &c, &d, &e);
+  if(rc)
+    fprintf(stderr, "create: %s\n", e.message);
+  ASSERT_OK(rc);
+  sq_sql_database_free(&d);
+  char names[512] = "";
+  ASSERT_OK(sq_sql_db_list_inaccessible(arm, server_east, collect_names, names, &e));
+  ASSERT(!strstr(names, "inacc1 "));
+  /* the protector disabled: after the key check and grace SQL gives up */
+  sq_kv_attrs off = {0, 0, 0};
+  sq_kv_key k;
+  sq_kv_key_init(&k);
+  ASSERT_OK(sq_kv_update(kv, A.vault_east, "inacc-k", NULL, &off, NULL, &k, &e));
+  sq_kv_key_free(&k);
+  ASSERT_OK(azc_clock_advance(&A, 3000 * 1000));
+  json_t *body = json_object();
+  long st = azc_control(&A, "POST", "/_emulator/sql/check", body, NULL);
+  json_decref(body);
+  ASSERT_EQ(st, 200);
+  names[0] = '\0';
+  ASSERT_OK(sq_sql_db_list_inaccessible(arm, server_east, collect_names, names, &e));
+  ASSERT_STR_CONTAINS(names, "inacc1 ");
+  ASSERT(!strstr(names, "db1 ")); /* the others are not listed */
 }
 
 TEST_MAIN()
