@@ -404,43 +404,59 @@ def cmd_create_dbs(L, a):
 # ---- waiting on Kubernetes -----------------------------------------------------------
 
 def cmd_watch(L, a):
-    """Follows a watch (one list, then events) and returns when every
-    expected database is Ready for its current generation (and, for the
-    change, shows the new key as its protector)."""
+    """Returns when every expected database is Ready for its current
+    generation (and, for the change, shows the new key as its protector).
+    A list gives the state, a watch (started before the list, so nothing
+    falls in between) the changes; both are renewed every few minutes."""
     if a.what == "change":
         expect = {L.db(d): "/keys/%s/" % L.key(L.change_key(d)) for d in L.changed_dbs()}
         sel = ["-l", "bench.sqltde.io/sub=%02d" % L.change_sub]
     else:
         expect = {L.db(d): "" for d in range(L.dbs)}
         sel = []
-    fmt = ('{.metadata.name}{" "}{.metadata.generation}{" "}{.status.observedGeneration}{" "}'
+    one = ('{.metadata.name}{" "}{.metadata.generation}{" "}{.status.observedGeneration}{" "}'
            '{.status.conditions[?(@.type=="Ready")].status}{" "}{.status.protectorKeyUri}{"\\n"}')
+    base = ["kubectl", "get", "sqldatabases", "-n", NS] + sel
     t0 = time.time()
     deadline = t0 + a.timeout
     done = set()
+    shown = [0]
+
+    def take(line):
+        # name generation observedGeneration Ready protector ("" fields vanish: then not ready)
+        f = line.split()
+        if not f or f[0] not in expect:
+            return
+        name = f[0]
+        ok = (len(f) >= 4 and f[2] == f[1] and f[3] == "True" and
+              (not expect[name] or (len(f) >= 5 and expect[name] in f[4])))
+        if ok:
+            done.add(name)
+        else:
+            done.discard(name)
+        if a.progress and len(done) >= shown[0] + 1000:
+            shown[0] = len(done) // 1000 * 1000
+            print("  %d/%d ready after %.0f s" % (len(done), len(expect), time.time() - t0), file=sys.stderr)
+
     while True:
-        p = subprocess.Popen(["kubectl", "get", "sqldatabases", "-n", NS, "-w", "-o", "jsonpath=" + fmt] + sel,
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        timer = threading.Timer(max(1, deadline - time.time()), p.kill)
+        w = subprocess.Popen(base + ["--watch-only", "-o", "jsonpath=" + one], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+        time.sleep(1)  # the watch is established before the list
+        lst = subprocess.run(base + ["-o", "jsonpath={range .items[*]}" + one + "{end}"], capture_output=True,
+                             text=True)
+        for line in lst.stdout.splitlines():
+            take(line)
+        renew = min(deadline, time.time() + 300)
+        timer = threading.Timer(max(1, renew - time.time()), w.kill)
         timer.start()
-        for line in p.stdout:
-            f = line.split()
-            if len(f) < 2 or f[0] not in expect:
-                continue
-            name, gen = f[0], f[1]
-            ok = (len(f) >= 4 and f[2] == gen and f[3] == "True" and
-                  (not expect[name] or (len(f) >= 5 and expect[name] in f[4])))
-            if ok:
-                done.add(name)
-            else:
-                done.discard(name)
-            if a.progress and len(done) % 1000 == 0 and ok:
-                print("  %d/%d ready after %.0f s" % (len(done), len(expect), time.time() - t0), file=sys.stderr)
-            if len(done) == len(expect):
-                break
+        if len(done) < len(expect):
+            for line in w.stdout:
+                take(line)
+                if len(done) == len(expect):
+                    break
         timer.cancel()
-        p.kill()
-        p.wait()
+        w.kill()
+        w.wait()
         if len(done) == len(expect):
             print("%.1f" % (time.time() - t0))
             return
@@ -450,7 +466,6 @@ def cmd_watch(L, a):
                                                                       missing[:5]), file=sys.stderr)
             print("timeout")
             sys.exit(1)
-        # the watch ended (apiserver timeout): list again, state is rebuilt
 
 
 # ---- request log ----------------------------------------------------------------------
